@@ -1,0 +1,237 @@
+"""The `qovery-backups` command line: `run` loads backups, `demo` runs offline on the simulator.
+
+Exit codes:
+    0: every database loaded (or skipped because the API does not serve its backups).
+    1: the run failed and loaded nothing new (invalid token, API or destination failure).
+    2: invalid usage or configuration, detected before any request.
+    3: the run loaded, but the backups of some databases could not be read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Sequence
+
+from dlt.common.configuration.exceptions import ConfigFieldMissingException
+from dlt.pipeline.exceptions import PipelineStepFailed
+
+from qovery_backups import settings
+from qovery_backups.client import (
+    QoveryAuthenticationError,
+    QoveryConfigurationError,
+    QoveryError,
+)
+from qovery_backups.pipeline import RunResult, build_pipeline, run_source
+from qovery_backups.summary import OUTCOME_FAILED, OUTCOME_SKIPPED
+
+logger = logging.getLogger("qovery_backups")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_PARTIAL = 3
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse arguments, run the chosen command and return its exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.log_level)
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        logger.error("Interrupted: nothing from this run was loaded; the next run starts over.")
+        return EXIT_FAILED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="qovery-backups",
+        description="Load the backup history of Qovery databases with dlt.",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="logging level of the connector (default: INFO)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser(
+        "run",
+        help="load backups from the Qovery API",
+        description="Load the backups of the configured databases. The API token is read "
+        "from SOURCES__QOVERY__API_TOKEN or [sources.qovery] api_token in .dlt/secrets.toml.",
+    )
+    run.add_argument(
+        "--database-id",
+        dest="database_ids",
+        action="append",
+        metavar="ID",
+        help="a database to load (repeat for several); overrides database_ids in config",
+    )
+    run.add_argument("--base-url", help=f"API root URL (default: {settings.DEFAULT_BASE_URL})")
+    run.add_argument(
+        "--lookback",
+        help="how far before each database's cursor to re-read, e.g. 24h, 90m, 2d "
+        "(default: 24h)",
+    )
+    add_pipeline_arguments(run)
+    run.add_argument(
+        "--reset",
+        action="store_true",
+        help="drop the loaded tables and cursors first and reload every backup",
+    )
+    run.set_defaults(handler=command_run)
+
+    demo = commands.add_parser(
+        "demo",
+        help="load a simulated organization into DuckDB, offline",
+        description="Start the bundled Qovery API simulator on 127.0.0.1, load its backups "
+        "into DuckDB twice (a backfill, then an incremental run after simulated changes) and "
+        "print what was loaded. Needs no token and no network.",
+    )
+    demo.add_argument(
+        "--duckdb-file",
+        default="qovery_backups_demo.duckdb",
+        help="DuckDB file to load into (default: %(default)s, in the working directory)",
+    )
+    demo.add_argument("--seed", type=int, default=7, help="seed of the simulated data")
+    demo.set_defaults(handler=command_demo)
+    return parser
+
+
+def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--destination",
+        default=settings.DESTINATION,
+        help="dlt destination name, e.g. duckdb, postgres, bigquery (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--dataset-name",
+        default=settings.DATASET_NAME,
+        help="dataset (schema) to load into (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--pipeline-name",
+        default=settings.PIPELINE_NAME,
+        help="dlt pipeline name; it also names the DuckDB file (default: %(default)s)",
+    )
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("qovery_backups").setLevel(level)
+
+
+def command_run(args: argparse.Namespace) -> int:
+    options = {}
+    if args.database_ids:
+        options["database_ids"] = args.database_ids
+    if args.base_url:
+        options["base_url"] = args.base_url
+    if args.lookback:
+        options["lookback"] = args.lookback
+    pipeline = build_pipeline(args.pipeline_name, args.destination, args.dataset_name)
+    return execute(pipeline, reset=args.reset, **options)
+
+
+def command_demo(args: argparse.Namespace) -> int:
+    from qovery_backups.demo import run_demo
+
+    return run_demo(duckdb_file=args.duckdb_file, seed=args.seed)
+
+
+def execute(pipeline, reset: bool = False, title: str = "Run", **options) -> int:
+    """Run the source once, print its summary and return the exit code."""
+    try:
+        result = run_source(pipeline, reset=reset, **options)
+    except ConfigFieldMissingException as error:
+        return fail_configuration(missing_setting_message(error))
+    except QoveryConfigurationError as error:
+        return fail_configuration(str(error))
+    except PipelineStepFailed as error:
+        return report_failure(error)
+    except QoveryError as error:
+        return report_failure(error)
+    print_summary(result, pipeline, title)
+    if result.summary.with_outcome(OUTCOME_FAILED):
+        return EXIT_PARTIAL
+    return EXIT_OK
+
+
+def fail_configuration(message: str) -> int:
+    logger.error("%s", message)
+    return EXIT_USAGE
+
+
+def missing_setting_message(error: ConfigFieldMissingException) -> str:
+    fields = ", ".join(error.fields)
+    if "api_token" in error.fields:
+        return (
+            "Missing the Qovery API token. Set SOURCES__QOVERY__API_TOKEN, or api_token under "
+            "[sources.qovery] in .dlt/secrets.toml. Create a token in the Qovery console "
+            "(Organization settings > API tokens)."
+        )
+    return f"Missing configuration: {fields}. {error}"
+
+
+def report_failure(error: BaseException) -> int:
+    cause = find_cause(error, QoveryError)
+    if isinstance(cause, QoveryConfigurationError):
+        return fail_configuration(str(cause))
+    if isinstance(cause, QoveryAuthenticationError):
+        logger.error("Run failed: %s", cause)
+    elif cause is not None:
+        logger.error("Run failed: %s", cause)
+    else:
+        logger.error("Run failed: %s", error)
+    logger.error("Nothing from this run was loaded; the next run starts from the same cursors.")
+    return EXIT_FAILED
+
+
+def find_cause(error: BaseException, kind: type) -> BaseException | None:
+    """Return the first exception of `kind` in the chain of causes of `error`."""
+    seen = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kind):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def print_summary(result: RunResult, pipeline, title: str = "Run") -> None:
+    summary = result.summary
+    stats = summary.requests
+    lines = [f"{title} finished: pipeline {pipeline.pipeline_name}, dataset {pipeline.dataset_name}"]
+    lines.append(
+        f"  requests: {stats.requests} ({stats.retries} retries, "
+        f"{stats.waited_seconds:.1f} s waiting before retries)"
+    )
+    if result.row_counts:
+        counts = ", ".join(f"{table}={count}" for table, count in sorted(result.row_counts.items()))
+        lines.append(f"  rows loaded: {counts}")
+    else:
+        lines.append("  rows loaded: none (nothing new or changed)")
+    for report in summary.databases.values():
+        lines.append(
+            f"  database {report.database_id}: {report.outcome}, {report.pages} pages, "
+            f"{report.rows} backups, stopped on {report.stop_reason or '-'}"
+        )
+    for report in summary.with_outcome(OUTCOME_SKIPPED):
+        lines.append(f"  skipped {report.database_id}: {report.message}")
+    for report in summary.with_outcome(OUTCOME_FAILED):
+        lines.append(f"  FAILED {report.database_id}: {report.message}")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
