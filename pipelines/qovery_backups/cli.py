@@ -3,8 +3,9 @@
 Exit codes:
     0: every database loaded (or skipped because the API does not serve its backups).
     1: the run failed and loaded nothing new (invalid token, API or destination failure).
-    2: invalid usage or configuration, detected before any request.
-    3: the run loaded, but the backups of some databases could not be read.
+    2: invalid usage or configuration (bad setting, several organizations to choose from).
+    3: the run loaded, but the backups of some databases could not be read (403, an unknown
+       database id, or failures that outlasted the retries).
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ import logging
 import sys
 from typing import Sequence
 
-from dlt.common.configuration.exceptions import ConfigFieldMissingException
+from dlt.common.configuration.exceptions import (
+    ConfigFieldMissingException,
+    ConfigValueCannotBeCoercedException,
+)
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from qovery_backups import settings
@@ -71,6 +75,35 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="ID",
         help="a database to load (repeat for several); overrides database_ids in config",
+    )
+    run.add_argument(
+        "--organization-id",
+        metavar="ID",
+        help="discover and load every database of this organization; overrides "
+        "organization_id in config",
+    )
+    run.add_argument(
+        "--environment-mode",
+        dest="environment_modes",
+        action="append",
+        metavar="MODE",
+        help="with discovery, keep databases of environments in this mode: PRODUCTION, "
+        "STAGING, DEVELOPMENT or PREVIEW (repeat for several)",
+    )
+    run.add_argument(
+        "--project",
+        dest="project_names",
+        action="append",
+        metavar="NAME",
+        help="with discovery, keep databases of this project (repeat for several)",
+    )
+    run.add_argument(
+        "--database-type",
+        dest="database_types",
+        action="append",
+        metavar="TYPE",
+        help="with discovery, keep databases of this type: POSTGRESQL, MYSQL, MONGODB or "
+        "REDIS (repeat for several)",
     )
     run.add_argument("--base-url", help=f"API root URL (default: {settings.DEFAULT_BASE_URL})")
     run.add_argument(
@@ -131,13 +164,16 @@ def configure_logging(level: str) -> None:
 
 
 def command_run(args: argparse.Namespace) -> int:
-    options = {}
-    if args.database_ids:
-        options["database_ids"] = args.database_ids
-    if args.base_url:
-        options["base_url"] = args.base_url
-    if args.lookback:
-        options["lookback"] = args.lookback
+    names = (
+        "organization_id",
+        "database_ids",
+        "environment_modes",
+        "project_names",
+        "database_types",
+        "base_url",
+        "lookback",
+    )
+    options = {name: getattr(args, name) for name in names if getattr(args, name)}
     pipeline = build_pipeline(args.pipeline_name, args.destination, args.dataset_name)
     return execute(pipeline, reset=args.reset, **options)
 
@@ -154,6 +190,12 @@ def execute(pipeline, reset: bool = False, title: str = "Run", **options) -> int
         result = run_source(pipeline, reset=reset, **options)
     except ConfigFieldMissingException as error:
         return fail_configuration(missing_setting_message(error))
+    except ConfigValueCannotBeCoercedException as error:
+        return fail_configuration(
+            f"Invalid configuration value for {error.field_name}: {error.field_value!r} is not "
+            f"a {getattr(error.hint, '__name__', error.hint)}. Lists in env variables are JSON, "
+            """for example SOURCES__QOVERY__DATABASE_IDS='["<id>", "<id>"]'."""
+        )
     except QoveryConfigurationError as error:
         return fail_configuration(str(error))
     except PipelineStepFailed as error:
@@ -212,8 +254,11 @@ def print_summary(result: RunResult, pipeline, title: str = "Run") -> None:
     summary = result.summary
     stats = summary.requests
     lines = [f"{title} finished: pipeline {pipeline.pipeline_name}, dataset {pipeline.dataset_name}"]
+    categories = ", ".join(
+        f"{category} {count}" for category, count in sorted(stats.by_category.items())
+    )
     lines.append(
-        f"  requests: {stats.requests} ({stats.retries} retries, "
+        f"  requests: {stats.requests} ({categories or 'none'}; {stats.retries} retries, "
         f"{stats.waited_seconds:.1f} s waiting before retries)"
     )
     if result.row_counts:

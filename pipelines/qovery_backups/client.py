@@ -12,7 +12,7 @@ import random
 import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal, Mapping
 from urllib.parse import urlsplit
@@ -116,11 +116,15 @@ class QoveryAuth(requests.auth.AuthBase):
 
 @dataclass
 class RequestStats:
-    """Requests one client sent, retries among them, and time spent waiting before retries."""
+    """Requests one client sent, retries among them, and time spent waiting before retries.
+
+    `by_category` splits `requests` by what they were for (`discovery`, `backups`).
+    """
 
     requests: int = 0
     retries: int = 0
     waited_seconds: float = 0.0
+    by_category: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -182,8 +186,12 @@ class QoveryClient:
     def close(self) -> None:
         self._session.close()
 
-    def get_json(self, path: str, params: Mapping[str, str] | None = None) -> Any:
+    def get_json(
+        self, path: str, params: Mapping[str, str] | None = None, category: str = "backups"
+    ) -> Any:
         """Send a GET request and return the decoded JSON body, retrying transient failures.
+
+        `category` only labels the request in `stats.by_category`.
 
         Raises:
             QoveryAuthenticationError: on 401.
@@ -199,7 +207,7 @@ class QoveryClient:
         while True:
             attempt += 1
             try:
-                return self._send(url, path, params)
+                return self._send(url, path, params, category)
             except QoveryRetriableError as error:
                 wait = self._retry_wait(error, attempt)
                 if attempt >= self.retry.max_attempts or waited + wait > self.retry.max_total_wait_seconds:
@@ -221,9 +229,12 @@ class QoveryClient:
                 waited += wait
                 self._sleep(wait)
 
-    def _send(self, url: str, path: str, params: Mapping[str, str] | None) -> Any:
+    def _send(
+        self, url: str, path: str, params: Mapping[str, str] | None, category: str
+    ) -> Any:
         with self._lock:
             self.stats.requests += 1
+            self.stats.by_category[category] = self.stats.by_category.get(category, 0) + 1
         logger.debug("GET %s %s", path, dict(params or {}))
         try:
             response = self._session.get(

@@ -24,6 +24,7 @@ DESTINATION = "duckdb"
 SOURCE_NAME = "qovery"
 
 BACKUPS_TABLE = "backups"
+DATABASES_TABLE = "databases"
 BACKUP_STEPS_TABLE = "backups__status__steps__details"
 
 REQUEST_TIMEOUT_SECONDS = 30.0

@@ -1,6 +1,8 @@
 """The dlt source for Qovery database backups.
 
 Resources:
+    databases: one row per discovered database with its environment, project and
+        organization, primary key `id`, merged.
     backups: one row per backup, primary key `id`, merged. The nested `status` object is
         flattened into `status__…` columns and `status.steps.details` becomes the nested table
         `backups__status__steps__details`, whose rows are replaced whenever their backup is.
@@ -35,10 +37,17 @@ from qovery_backups.client import (
     QoveryResponseError,
     RetryPolicy,
 )
+from qovery_backups.discovery import (
+    DatabaseCatalog,
+    DatabaseInfo,
+    DiscoveryFilters,
+    normalize_choices,
+)
 from qovery_backups.pagination import StartIdPaginator
 from qovery_backups.summary import (
     OUTCOME_FAILED,
     OUTCOME_LOADED,
+    OUTCOME_SKIPPED,
     DatabaseReport,
     RunSummary,
 )
@@ -73,10 +82,31 @@ BACKUP_COLUMNS: dict[str, dict[str, Any]] = {
     "status__deployment_requests_count": {"data_type": "bigint"},
 }
 
+# dlt 1.31 needs `name` inside each column of a nested hint.
 BACKUP_STEP_COLUMNS: dict[str, dict[str, Any]] = {
-    "step_name": {"data_type": "text"},
-    "status": {"data_type": "text"},
-    "duration_sec": {"data_type": "bigint"},
+    "step_name": {"name": "step_name", "data_type": "text"},
+    "status": {"name": "status", "data_type": "text"},
+    "duration_sec": {"name": "duration_sec", "data_type": "bigint"},
+}
+
+
+DATABASE_COLUMNS: dict[str, dict[str, Any]] = {
+    "id": {"data_type": "text", "nullable": False},
+    "name": {"data_type": "text"},
+    "type": {"data_type": "text"},
+    "version": {"data_type": "text"},
+    "mode": {"data_type": "text"},
+    "accessibility": {"data_type": "text"},
+    "instance_type": {"data_type": "text"},
+    "storage": {"data_type": "bigint"},
+    "created_at": {"data_type": "timestamp"},
+    "updated_at": {"data_type": "timestamp"},
+    "environment_id": {"data_type": "text"},
+    "environment_name": {"data_type": "text"},
+    "environment_mode": {"data_type": "text"},
+    "project_id": {"data_type": "text"},
+    "project_name": {"data_type": "text"},
+    "organization_id": {"data_type": "text"},
 }
 
 
@@ -84,19 +114,33 @@ BACKUP_STEP_COLUMNS: dict[str, dict[str, Any]] = {
 def qovery_source(
     api_token: str = dlt.secrets.value,
     base_url: str = settings.DEFAULT_BASE_URL,
+    organization_id: Optional[str] = None,
     database_ids: Optional[List[str]] = None,
+    environment_modes: Optional[List[str]] = None,
+    project_names: Optional[List[str]] = None,
+    database_types: Optional[List[str]] = None,
     lookback: str = "24h",
     auth_scheme: Optional[str] = None,
     request_timeout: float = settings.REQUEST_TIMEOUT_SECONDS,
     max_attempts: int = 5,
     summary: Optional[RunSummary] = None,
 ) -> Sequence[DltResource]:
-    """Load the backup history of Qovery databases.
+    """Load the backup history of Qovery databases, and the databases themselves.
+
+    Which databases: with `organization_id`, every database of that organization, narrowed by
+    `database_ids` and the filters when set. With only `database_ids`, exactly those. With
+    neither, the organization the token sees, if it sees exactly one.
 
     Args:
         api_token: a Qovery API token (`qov_…`, sent as `Token`) or a JWT (sent as `Bearer`).
         base_url: the API root; a local simulator's URL in tests and the demo.
-        database_ids: the databases whose backups are loaded.
+        organization_id: the organization whose databases are discovered.
+        database_ids: the databases whose backups are loaded, or that narrow discovery.
+        environment_modes: keep databases of these environment modes (PRODUCTION, STAGING,
+            DEVELOPMENT, PREVIEW); discovery only.
+        project_names: keep databases of these projects; discovery only.
+        database_types: keep databases of these types (POSTGRESQL, MYSQL, MONGODB, REDIS);
+            discovery only.
         lookback: how far before each database's cursor a run re-reads, as a duration
             (`24h`, `90m`, `2d`), so that late status changes are merged.
         auth_scheme: `Token` or `Bearer` to override the scheme detected from the token.
@@ -105,7 +149,14 @@ def qovery_source(
         summary: filled in with what each database's extraction did.
     """
     lookback_delta = _parse_lookback(lookback)
-    ids = _validate_database_ids(database_ids)
+    ids = _validate_ids(normalize_choices(database_ids), "database_ids", "DATABASE_IDS")
+    if organization_id:
+        _validate_ids((organization_id.strip(),), "organization_id", "ORGANIZATION_ID")
+    filters = DiscoveryFilters(
+        environment_modes=normalize_choices(environment_modes),
+        project_names=normalize_choices(project_names),
+        database_types=normalize_choices(database_types),
+    )
     if auth_scheme not in (None, "", "Token", "Bearer"):
         raise QoveryConfigurationError(
             f"Invalid auth_scheme {auth_scheme!r}: use Token or Bearer, or leave it unset to "
@@ -121,12 +172,38 @@ def qovery_source(
     )
     summary = summary if summary is not None else RunSummary()
     client.stats = summary.requests
-    return [backups_resource(client, ids, lookback_delta, summary)]
+    catalog = DatabaseCatalog(
+        client,
+        organization_id=(organization_id or "").strip() or None,
+        database_ids=tuple(ids),
+        filters=filters,
+    )
+    return [databases_resource(catalog), backups_resource(client, catalog, lookback_delta, summary)]
+
+
+def databases_resource(catalog: DatabaseCatalog) -> DltResource:
+    """Build the `databases` resource: one row per discovered database, merged on `id`.
+
+    Databases given only by id are not described by the API call that lists backups, so
+    without discovery this resource yields nothing. A database that disappears keeps its row.
+    """
+
+    def databases() -> Iterator[list[dict[str, Any]]]:
+        if catalog.uses_discovery:
+            yield [database.as_row() for database in catalog.databases()]
+
+    return dlt.resource(
+        databases,
+        name=settings.DATABASES_TABLE,
+        primary_key="id",
+        write_disposition={"disposition": "merge", "strategy": "delete-insert"},
+        columns=DATABASE_COLUMNS,
+    )
 
 
 def backups_resource(
     client: QoveryClient,
-    database_ids: Sequence[str],
+    catalog: DatabaseCatalog,
     lookback: timedelta,
     summary: RunSummary,
 ) -> DltResource:
@@ -140,9 +217,11 @@ def backups_resource(
 
     def backups() -> Iterator[list[dict[str, Any]]]:
         cursors: dict[str, str] = dlt.current.resource_state().setdefault("cursors", {})
-        for database_id in database_ids:
-            report = summary.report(database_id)
-            yield from _read_database(client, database_id, cursors, lookback, report)
+        for database in catalog.databases():
+            report = summary.report(database.id)
+            yield from _read_database(
+                client, database, catalog.uses_discovery, cursors, lookback, report
+            )
 
     return dlt.resource(
         backups,
@@ -156,7 +235,8 @@ def backups_resource(
 
 def _read_database(
     client: QoveryClient,
-    database_id: str,
+    database: DatabaseInfo,
+    discovered: bool,
     cursors: dict[str, str],
     lookback: timedelta,
     report: DatabaseReport,
@@ -168,6 +248,7 @@ def _read_database(
     later page holds only backups that have not changed since the last run, unless they changed
     after that window (see the README's limits).
     """
+    database_id = database.id
     path = f"/database/{database_id}/backup"
     cursor = parse_timestamp(cursors.get(database_id))
     cutoff = cursor - lookback if cursor else None
@@ -207,13 +288,17 @@ def _read_database(
             )
             if cutoff and oldest_created and oldest_created < cutoff:
                 paginator.stop(STOP_LOOKBACK)
-    except (QoveryForbiddenError, QoveryNotFoundError, QoveryRetriableError, QoveryResponseError) as error:
-        # The database's cursor stays where it was, so the next run reads it again; rows
-        # already yielded are true and are loaded with the others.
-        report.outcome = OUTCOME_FAILED
-        report.stop_reason = f"failed ({error.status or type(error).__name__})"
-        report.message = str(error)
-        logger.error("Database %s: backups not loaded: %s", database_id, error)
+    except QoveryNotFoundError as error:
+        if discovered:
+            _skip_missing(database, report)
+        else:
+            _fail(report, error, "not found", logging.ERROR)
+        return
+    except QoveryForbiddenError as error:
+        _fail(report, error, "forbidden", logging.WARNING)
+        return
+    except (QoveryRetriableError, QoveryResponseError) as error:
+        _fail(report, error, "failed", logging.ERROR)
         return
 
     report.outcome = OUTCOME_LOADED
@@ -229,6 +314,26 @@ def _read_database(
         report.stop_reason,
         report.cursor_after,
     )
+
+
+def _skip_missing(database: DatabaseInfo, report: DatabaseReport) -> None:
+    report.outcome = OUTCOME_SKIPPED
+    report.stop_reason = "skipped (404)"
+    if database.is_managed:
+        report.message = "backups are managed by the cloud provider (404 on the backup list)"
+        logger.info("Database %s: skipped, %s", database.id, report.message)
+    else:
+        report.message = "404 on the backup list: the database was probably deleted since discovery"
+        logger.warning("Database %s: skipped, %s", database.id, report.message)
+
+
+def _fail(report: DatabaseReport, error: QoveryError, reason: str, level: int) -> None:
+    # The database's cursor stays where it was, so the next run reads it again; rows
+    # already yielded are true and are loaded with the others.
+    report.outcome = OUTCOME_FAILED
+    report.stop_reason = f"{reason} ({error.status or type(error).__name__})"
+    report.message = str(error)
+    logger.log(level, "Database %s: backups not loaded: %s", report.database_id, error)
 
 
 def cursor_value(backup: dict[str, Any]) -> datetime | None:
@@ -266,24 +371,15 @@ def _parse_lookback(lookback: str) -> timedelta:
         ) from None
 
 
-def _validate_database_ids(database_ids: Optional[Sequence[str]]) -> list[str]:
-    if isinstance(database_ids, str):
-        database_ids = database_ids.split(",")
-    ids = [str(database_id).strip() for database_id in database_ids or []]
-    ids = [database_id for database_id in ids if database_id]
-    invalid = [database_id for database_id in ids if not _is_uuid(database_id)]
+def _validate_ids(ids: Sequence[str], setting: str, env_suffix: str) -> list[str]:
+    invalid = [value for value in ids if not _is_uuid(value)]
     if invalid:
         raise QoveryConfigurationError(
-            f"Invalid database id {invalid[0]!r}: Qovery database ids are UUIDs, such as "
+            f"Invalid {setting} value {invalid[0]!r}: Qovery ids are UUIDs, such as "
             "3f6d0a8e-5b7c-4d2e-9f1a-2b3c4d5e6f70.",
-            hint="Fix SOURCES__QOVERY__DATABASE_IDS, database_ids under [sources.qovery] in "
-            ".dlt/config.toml, or --database-id. The console shows a database's id in its URL.",
-        )
-    if not ids:
-        raise QoveryConfigurationError(
-            "No database to load: database_ids is empty.",
-            hint="Set SOURCES__QOVERY__DATABASE_IDS (a JSON list or comma-separated ids), "
-            "database_ids under [sources.qovery] in .dlt/config.toml, or pass --database-id.",
+            hint=f"Fix SOURCES__QOVERY__{env_suffix} or {setting} under [sources.qovery] in "
+            ".dlt/config.toml, or the matching CLI option. The Qovery console shows ids in "
+            "its URLs.",
         )
     return list(dict.fromkeys(ids))
 
@@ -296,4 +392,3 @@ def _is_uuid(value: str) -> bool:
     return True
 
 
-__all__ = ["qovery_source", "backups_resource", "cursor_value", "QoveryError"]
