@@ -177,7 +177,7 @@ class Database:
         """Render the database as a ``Database`` object.
 
         ``instance_type`` is set only for MANAGED databases. The specification
-        says it is null for container databases but does not mark it nullable,
+        states that it is null for container databases but does not mark it nullable,
         so the simulator leaves it out to stay valid.
         """
         short_id = self.id[:8]

@@ -78,6 +78,10 @@ class _HTTPServer(ThreadingHTTPServer):
             self._connections.discard(request)
         super().shutdown_request(request)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # The base class prints the traceback to stderr, which would make the server noisy.
+        logger.exception("the simulator failed to handle a connection from %s", client_address)
+
     def close_connections(self) -> None:
         with self._connections_lock:
             connections = list(self._connections)
@@ -159,7 +163,10 @@ class SimulatorServer:
         self._httpd = _HTTPServer(self, self.port)
         host, port = self._httpd.server_address[:2]
         self.base_url = f"http://{host}:{port}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name=f"qovery-simulator-{port}", daemon=True)
+        # A short poll interval makes stop() return within about 50 ms instead of the default 0.5 s.
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name=f"qovery-simulator-{port}", daemon=True
+        )
         self._thread.start()
         logger.info("Qovery API simulator listening on %s (%s)", self.base_url, self.world.summary())
         return self
@@ -250,7 +257,12 @@ class SimulatorServer:
         if response.status == 200 and faults.truncates(number):
             body = body[: len(body) // 2]
         log(response.status)
-        _send(handler, response.status, body, response.headers)
+        try:
+            _send(handler, response.status, body, response.headers)
+        except OSError as error:
+            # A client that timed out has closed its socket, which is expected in timeout tests.
+            handler.close_connection = True
+            logger.debug("request %d: the client closed the connection before the response: %s", number, error)
 
     def _respond(
         self, handler: _RequestHandler, path: str, query: Mapping[str, str], faults: Faults, number: int

@@ -1,6 +1,6 @@
 """The simulated Qovery organization tree and its deterministic generator.
 
-A :class:`World` holds organizations, projects, environments, databases and
+A :class:`World` contains organizations, projects, environments, databases and
 backups, and a clock ``now``. Every id comes from one ``random.Random`` seeded
 at construction, so the same seed, clock and sequence of calls build the same
 ids and data. All public methods hold one lock, so tests may change the world
@@ -159,15 +159,15 @@ class World:
     def demo(cls, now: datetime, seed: int = 7) -> World:
         """Build the demo world: one organization with six databases on different timelines.
 
-        Project ``storefront`` has a PRODUCTION environment with ``orders``
-        (POSTGRESQL, 120 daily backups, the newest QUEUED and the one before
-        ONGOING), ``sessions`` (REDIS, 90) and ``catalog`` (MONGODB, MANAGED, no
-        backup list), and a STAGING environment with ``orders-staging``
+        Project ``storefront`` has two environments. PRODUCTION contains
+        ``orders`` (POSTGRESQL, 120 daily backups, the newest QUEUED and the one
+        before ONGOING), ``sessions`` (REDIS, 90) and ``catalog`` (MONGODB,
+        MANAGED, no backup list). STAGING contains ``orders-staging``
         (POSTGRESQL, 60) and ``inventory`` (MYSQL, 45, the newest ONGOING).
         Project ``internal-tools`` has a DEVELOPMENT environment with
         ``legacy-billing`` (MYSQL 5.7, 75 backups ending 200 days before
-        ``now``). About 5 % of the finished backups end in ERROR, and 5 % lack
-        ``updated_at`` and another 5 % lack ``steps``.
+        ``now``). In each timeline, 5 % of the finished backups (rounded) end in
+        ERROR, 5 % lack ``updated_at`` and 5 % lack ``steps``.
         """
         world = cls(seed, now)
         mixed = {"without_updated_at": 0.05, "without_steps": 0.05, "error_fraction": 0.05}
@@ -324,8 +324,8 @@ class World:
     ) -> dict[str, Any]:
         """Create a backup requested at ``now`` and return it as the API serves it.
 
-        A finished backup's ``updated_at`` is ``created_at`` plus its generated
-        duration, so it may lie after ``now``.
+        The stored ``updated_at`` is ``created_at`` plus the generated queue and
+        run time, so it lies after ``now`` unless the outcome is QUEUED.
 
         Raises:
             KeyError: If the database does not exist or does not serve backups (MANAGED).
@@ -416,7 +416,7 @@ class World:
         """Return every backup of a database as the API serves them across all pages.
 
         The list is newest first by ``created_at``, ties broken by id in
-        descending order, and holds new dicts the caller may change.
+        descending order, and contains new dicts the caller may change.
 
         Raises:
             KeyError: If the database does not exist or does not serve backups (MANAGED).
@@ -431,8 +431,8 @@ class World:
     def backup_page(self, database_id: str, start_id: str | None) -> tuple[int, list[dict[str, Any]]]:
         """Return the page number and the backups of one listDatabaseBackup page.
 
-        Without ``start_id``, the page holds the 20 newest backups. With it, the
-        page holds the 20 backups after the one with that id, and its number is
+        Without ``start_id``, the page contains the 20 newest backups. With it, the
+        page contains the 20 backups after the one with that id, and its number is
         the 1-based page that follows the page ``start_id`` ends. An unknown
         ``start_id`` returns page 1 with no backups: the simulator's choice,
         because the specification does not say what the API does then.
