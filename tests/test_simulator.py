@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -703,6 +706,27 @@ def test_stop_closes_port(world: World) -> None:
 
     with pytest.raises(requests.ConnectionError):
         requests.get(base_url + "/organization", timeout=2)
+
+
+def test_main_serves_demo_until_interrupted() -> None:
+    command = [sys.executable, "-m", "qovery_backups.simulator", "--port", "0", "--seed", "7", "--token", TOKEN]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        base_url = process.stdout.readline().strip()
+        response = requests.get(base_url + "/organization", headers={"Authorization": f"Token {TOKEN}"}, timeout=5)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+", base_url)
+    assert response.status_code == 200
+    assert response.json()["results"][0]["name"] == "Acme Robotics"
+    assert process.returncode == 0
+    assert f"listening on {base_url}" in stderr
+    assert "stopped, requests received: 1" in stderr
 
 
 # ----- faults -----

@@ -32,7 +32,8 @@ class Faults:
 
     Attributes:
         rate_limit_every: Every Nth request gets a 429 with ``Retry-After``,
-            ``X-RateLimit-Remaining: 0`` and ``X-RateLimit-Reset`` headers. 0 turns it off.
+            ``X-RateLimit-Remaining: 0`` and ``X-RateLimit-Reset`` (Unix time in seconds when
+            ``Retry-After`` ends) headers. 0 turns it off.
         retry_after_seconds: Value of ``Retry-After`` in a 429, in whole seconds.
         server_error_burst: ``(start, length, status)``: requests ``start`` to
             ``start + length - 1`` get ``status``, a 5xx code.

@@ -179,7 +179,7 @@ class SimulatorServer:
         self._httpd.close_connections()
         self._httpd.server_close()
         self._thread.join()
-        logger.info("Qovery API simulator at %s stopped after %d requests", self.base_url, self._request_count)
+        logger.info("Qovery API simulator at %s stopped, requests received: %d", self.base_url, self._request_count)
         self._httpd = None
         self._thread = None
 
@@ -198,7 +198,7 @@ class SimulatorServer:
 
     @property
     def requests(self) -> list[RequestRecord]:
-        """A copy of the request log, in the order the responses were sent."""
+        """A copy of the request log, in the order the server finished handling the requests."""
         with self._log_lock:
             return list(self._records)
 
