@@ -321,8 +321,9 @@ class World:
         outcome: Outcome | str = Outcome.SUCCESS,
         with_updated_at: bool = True,
         with_steps: bool = True,
+        at: datetime | None = None,
     ) -> dict[str, Any]:
-        """Create a backup requested at ``now`` and return it as the API serves it.
+        """Create a backup requested at ``at`` (default ``now``) and return it as the API serves it.
 
         The stored ``updated_at`` is ``created_at`` plus the generated queue and
         run time, so it lies after ``now`` unless the outcome is QUEUED.
@@ -333,7 +334,8 @@ class World:
         with self._lock:
             database = self._serving_database(database_id)
             sequence = len(self._backups[database_id]) + 1
-            backup = new_backup(self._rng, database, self.now, Outcome(outcome), sequence=sequence, manual=True)
+            created_at = _require_utc(at) if at is not None else self.now
+            backup = new_backup(self._rng, database, created_at, Outcome(outcome), sequence=sequence, manual=True)
             backup.has_updated_at = with_updated_at
             backup.has_steps = with_steps
             self._store(backup)
