@@ -108,8 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--base-url", help=f"API root URL (default: {settings.DEFAULT_BASE_URL})")
     run.add_argument(
         "--lookback",
-        help="how far before each database's cursor to re-read, e.g. 24h, 90m, 2d "
-        "(default: 24h)",
+        help="how far before each database's cursor to load backups again, e.g. 6h, 90m, 2d "
+        f"(default: {settings.DEFAULT_LOOKBACK})",
     )
     add_pipeline_arguments(run)
     run.add_argument(

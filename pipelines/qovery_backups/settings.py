@@ -12,11 +12,16 @@ DEFAULT_PAGE_SIZE = 20
 # than a database keeps, so reaching it means the server is misbehaving.
 MAX_PAGES_PER_DATABASE = 10_000
 
-# Backups move from QUEUED to ONGOING to SUCCESS or ERROR after they are created, and large
-# databases take hours to back up. Re-reading the last day on every run merges those late
-# status changes, including on backups that have no `updated_at`, at the cost of one page
-# as long as fewer than 20 backups were created in that day.
-DEFAULT_LOOKBACK = timedelta(hours=24)
+# How far before a database's cursor each run loads backups again. Backups still in flight
+# are followed on their own (see incremental.py), so the lookback covers the rest: a backup
+# whose outcome is reported late without being marked in flight, an `updated_at` written a
+# little before it became visible, and clock skew. Six hours costs one page per run while a
+# database makes fewer than 20 backups in six hours.
+DEFAULT_LOOKBACK = "6h"
+
+# A backup still QUEUED or ONGOING this long before the cursor is taken as stuck, and is no
+# longer followed on every run.
+MAX_PENDING_AGE = timedelta(days=7)
 
 PIPELINE_NAME = "qovery_backups"
 DATASET_NAME = "qovery"

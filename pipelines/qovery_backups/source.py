@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Iterator, List, Optional, Sequence
 
 import dlt
@@ -43,6 +43,7 @@ from qovery_backups.discovery import (
     DiscoveryFilters,
     normalize_choices,
 )
+from qovery_backups.incremental import BackupWindow
 from qovery_backups.pagination import StartIdPaginator
 from qovery_backups.summary import (
     OUTCOME_FAILED,
@@ -51,7 +52,7 @@ from qovery_backups.summary import (
     DatabaseReport,
     RunSummary,
 )
-from qovery_backups.timeutil import format_timestamp, parse_duration, parse_timestamp
+from qovery_backups.timeutil import parse_duration
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ def qovery_source(
     environment_modes: Optional[List[str]] = None,
     project_names: Optional[List[str]] = None,
     database_types: Optional[List[str]] = None,
-    lookback: str = "24h",
+    lookback: str = settings.DEFAULT_LOOKBACK,
     auth_scheme: Optional[str] = None,
     request_timeout: float = settings.REQUEST_TIMEOUT_SECONDS,
     max_attempts: int = 5,
@@ -142,7 +143,8 @@ def qovery_source(
         database_types: keep databases of these types (POSTGRESQL, MYSQL, MONGODB, REDIS);
             discovery only.
         lookback: how far before each database's cursor a run re-reads, as a duration
-            (`24h`, `90m`, `2d`), so that late status changes are merged.
+            (`6h`, `90m`, `2d`), so that late status changes are merged. Backups still in
+            flight at the last run are read again however old they are.
         auth_scheme: `Token` or `Bearer` to override the scheme detected from the token.
         request_timeout: connect and read timeout of each request, in seconds.
         max_attempts: attempts per request on 429, 5xx and connection failures.
@@ -210,17 +212,19 @@ def backups_resource(
     """Build the `backups` resource, which keeps one `updated_at` cursor per database.
 
     One resource reads every database, and its state maps each database id to that
-    database's own cursor. A database whose newest backup is older than another database's
+    database's own cursor and in-flight backups (see `incremental`). A database whose newest backup is older than another database's
     cursor therefore still gets its new backups, and a database added later starts with no
     cursor and gets its full history.
     """
 
     def backups() -> Iterator[list[dict[str, Any]]]:
-        cursors: dict[str, str] = dlt.current.resource_state().setdefault("cursors", {})
+        states: dict[str, dict[str, Any]] = dlt.current.resource_state().setdefault(
+            "databases", {}
+        )
         for database in catalog.databases():
             report = summary.report(database.id)
             yield from _read_database(
-                client, database, catalog.uses_discovery, cursors, lookback, report
+                client, database, catalog.uses_discovery, states, lookback, report
             )
 
     return dlt.resource(
@@ -237,45 +241,28 @@ def _read_database(
     client: QoveryClient,
     database: DatabaseInfo,
     discovered: bool,
-    cursors: dict[str, str],
+    states: dict[str, dict[str, Any]],
     lookback: timedelta,
     report: DatabaseReport,
 ) -> Iterator[list[dict[str, Any]]]:
-    """Yield one database's new and changed backups page by page, then advance its cursor.
+    """Yield one database's new and changed backups page by page, then store its new state.
 
-    Paging stops once a page reaches backups created before `cursor - lookback`: the API lists
-    newest first by `created_at`, and `updated_at` is never earlier than `created_at`, so every
-    later page holds only backups that have not changed since the last run, unless they changed
-    after that window (see the README's limits).
+    The state is stored only after a complete read, so a database that fails part way is read
+    again from its old cursor on the next run.
     """
     database_id = database.id
     path = f"/database/{database_id}/backup"
-    cursor = parse_timestamp(cursors.get(database_id))
-    cutoff = cursor - lookback if cursor else None
-    report.cursor_before = cursors.get(database_id)
-    if cursor:
-        logger.info(
-            "Database %s: incremental on updated_at from %s (cursor %s minus lookback %s)",
-            database_id,
-            format_timestamp(cutoff),
-            report.cursor_before,
-            lookback,
-        )
-    else:
-        logger.info("Database %s: no cursor yet, reading its full history", database_id)
+    window = BackupWindow(states.get(database_id), lookback)
+    report.cursor_before = (states.get(database_id) or {}).get("cursor")
+    logger.info("Database %s: %s", database_id, window.describe())
 
     paginator = StartIdPaginator(path)
-    newest = cursor
     try:
         while paginator.has_next:
             body = client.get_json(path, paginator.next_params())
             page = paginator.update(body)
             report.pages = paginator.pages
-            rows, oldest_created = _select_rows(page, database_id, cutoff)
-            for row in page:
-                value = cursor_value(row)
-                if value and (newest is None or value > newest):
-                    newest = value
+            rows = [{**backup, "database_id": database_id} for backup in window.select(page)]
             if rows:
                 report.rows += len(rows)
                 yield rows
@@ -286,7 +273,7 @@ def _read_database(
                 len(page),
                 len(rows),
             )
-            if cutoff and oldest_created and oldest_created < cutoff:
+            if window.passed_floor(page):
                 paginator.stop(STOP_LOOKBACK)
     except QoveryNotFoundError as error:
         if discovered:
@@ -303,9 +290,8 @@ def _read_database(
 
     report.outcome = OUTCOME_LOADED
     report.stop_reason = paginator.stop_reason or ""
-    if newest is not None:
-        cursors[database_id] = format_timestamp(newest)
-    report.cursor_after = cursors.get(database_id)
+    states[database_id] = window.state()
+    report.cursor_after = states[database_id]["cursor"]
     logger.info(
         "Database %s: %d pages, %d backups selected, stopped on %s, cursor now %s",
         database_id,
@@ -334,31 +320,6 @@ def _fail(report: DatabaseReport, error: QoveryError, reason: str, level: int) -
     report.stop_reason = f"{reason} ({error.status or type(error).__name__})"
     report.message = str(error)
     logger.log(level, "Database %s: backups not loaded: %s", report.database_id, error)
-
-
-def cursor_value(backup: dict[str, Any]) -> datetime | None:
-    """Return a backup's cursor value: `updated_at`, or `created_at` when it has none."""
-    return parse_timestamp(backup.get("updated_at")) or parse_timestamp(backup.get("created_at"))
-
-
-def _select_rows(
-    page: list[dict[str, Any]], database_id: str, cutoff: datetime | None
-) -> tuple[list[dict[str, Any]], datetime | None]:
-    """Return the page's rows to load and the oldest `created_at` on the page.
-
-    A row is loaded when its cursor value is inside the window (or there is no window yet).
-    A row whose timestamps cannot be parsed is loaded too: it is never dropped.
-    """
-    rows = []
-    oldest_created = None
-    for backup in page:
-        created = parse_timestamp(backup.get("created_at"))
-        if created and (oldest_created is None or created < oldest_created):
-            oldest_created = created
-        value = cursor_value(backup)
-        if cutoff is None or value is None or value >= cutoff:
-            rows.append({**backup, "database_id": database_id})
-    return rows, oldest_created
 
 
 def _parse_lookback(lookback: str) -> timedelta:
