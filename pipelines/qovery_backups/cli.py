@@ -268,13 +268,13 @@ def print_summary(result: RunResult, pipeline, title: str = "Run") -> None:
         lines.append("  rows loaded: none (nothing new or changed)")
     for report in summary.databases.values():
         lines.append(
-            f"  database {report.database_id}: {report.outcome}, {report.pages} pages, "
+            f"  database {summary.label(report)}: {report.outcome}, {report.pages} pages, "
             f"{report.rows} backups, stopped on {report.stop_reason or '-'}"
         )
     for report in summary.with_outcome(OUTCOME_SKIPPED):
-        lines.append(f"  skipped {report.database_id}: {report.message}")
+        lines.append(f"  skipped {summary.label(report)}: {report.message}")
     for report in summary.with_outcome(OUTCOME_FAILED):
-        lines.append(f"  FAILED {report.database_id}: {report.message}")
+        lines.append(f"  FAILED {summary.label(report)}: {report.message}")
     print("\n".join(lines))
 
 

@@ -39,8 +39,10 @@ def run_demo(duckdb_file: str, seed: int = 7) -> int:
     and the backups that were still running finish, so the second run shows the incremental
     cursor at work (one request per database) and late status changes being merged.
     """
+    # The simulated clock starts a day back, so that after the simulated day the data ends
+    # at the real present and freshness queries read naturally.
     now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
-    world = World.demo(now, seed=seed)
+    world = World.demo(now - timedelta(days=1), seed=seed)
     token = f"qov_demo_{secrets.token_hex(12)}"
     pipeline = build_pipeline(DEMO_PIPELINE_NAME, dlt.destinations.duckdb(duckdb_file))
 
@@ -65,7 +67,10 @@ def run_demo(duckdb_file: str, seed: int = 7) -> int:
 
     print(f"\nLoaded into {duckdb_file}. Example query:{EXAMPLE_QUERY}")
     print(_format_table(*_query(pipeline, EXAMPLE_QUERY)))
-    print(f"\nExplore it with: duckdb {duckdb_file}")
+    print(
+        f"\nExplore it with the duckdb CLI (duckdb {duckdb_file}) or from Python: "
+        f"duckdb.connect({duckdb_file!r}).sql('FROM qovery.backups LIMIT 5')"
+    )
     return code
 
 

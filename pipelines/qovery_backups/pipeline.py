@@ -60,7 +60,7 @@ def run_source(
     summary = RunSummary()
     source = qovery_source(summary=summary, **source_options)
     if reset:
-        logger.warning(
+        logger.info(
             "Resetting: dropping the tables and cursors of source %r in dataset %r",
             settings.SOURCE_NAME,
             pipeline.dataset_name,

@@ -222,7 +222,7 @@ def backups_resource(
             "databases", {}
         )
         for database in catalog.databases():
-            report = summary.report(database.id)
+            report = summary.report(database.id, database.name)
             yield from _read_database(
                 client, database, catalog.uses_discovery, states, lookback, report
             )

@@ -26,6 +26,7 @@ class DatabaseReport:
     """
 
     database_id: str
+    name: str | None = None
     outcome: str = OUTCOME_LOADED
     pages: int = 0
     rows: int = 0
@@ -43,15 +44,18 @@ class RunSummary:
     requests: RequestStats = field(default_factory=RequestStats)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def report(self, database_id: str) -> DatabaseReport:
+    def report(self, database_id: str, name: str | None = None) -> DatabaseReport:
         """Return the report of a database, creating it on first use."""
         with self._lock:
             if database_id not in self.databases:
-                self.databases[database_id] = DatabaseReport(database_id)
+                self.databases[database_id] = DatabaseReport(database_id, name)
             return self.databases[database_id]
 
     def with_outcome(self, outcome: str) -> list[DatabaseReport]:
         return [report for report in self.databases.values() if report.outcome == outcome]
+
+    def label(self, report: DatabaseReport) -> str:
+        return f"{report.name} ({report.database_id})" if report.name else report.database_id
 
     @property
     def pages(self) -> int:
