@@ -35,9 +35,9 @@ ORDER BY env_mode, database
 def run_demo(duckdb_file: str, seed: int = 7) -> int:
     """Load the demo organization twice (backfill, then incremental) and print a query's result.
 
-    Between the two runs the simulated clock moves on a day: every database gets a new backup
-    and the backups that were still running finish, so the second run shows the incremental
-    cursor at work (one request per database) and late status changes being merged.
+    Between the two runs the simulated clock moves on a day. Every database gets a new backup
+    and the backups that were still running finish. The second run therefore shows the
+    incremental cursor at work (one request per database) and merges late status changes.
     """
     # The simulated clock starts a day back, so that after the simulated day the data ends
     # at the real present and freshness queries read naturally.

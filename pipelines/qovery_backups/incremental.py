@@ -8,8 +8,8 @@ keeps, in the resource state:
 - `pending`: the backups that were still in flight (QUEUED, ONGOING, …) at the last run, by id,
   with their `created_at`.
 
-A run reads pages until it has passed both `cursor - lookback` and the oldest pending backup,
-so every backup that can still change is read again however deep it sits, and a run where
+A run reads pages until it has passed both `cursor - lookback` and the oldest pending backup.
+Every backup that can still change is therefore read again however deep it sits. A run where
 nothing is in flight costs one page while fewer than 20 backups fall inside the lookback.
 """
 
@@ -112,7 +112,7 @@ class BackupWindow:
     def passed_floor(self, page: list[dict[str, Any]]) -> bool:
         """Whether the page reaches backups older than anything that may have changed.
 
-        Every later page holds backups created even earlier, because the API lists newest
+        Every later page contains backups created even earlier, because the API lists newest
         first by `created_at` and `updated_at` is never earlier than `created_at`.
         """
         if self.floor is None:

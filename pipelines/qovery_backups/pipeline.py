@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class RunResult:
-    """What one pipeline run loaded and what it cost."""
+    """Rows loaded and requests spent by one pipeline run."""
 
     summary: RunSummary
     load_info: LoadInfo | None = None

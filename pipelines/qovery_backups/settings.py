@@ -13,9 +13,9 @@ DEFAULT_PAGE_SIZE = 20
 MAX_PAGES_PER_DATABASE = 10_000
 
 # How far before a database's cursor each run loads backups again. Backups still in flight
-# are followed on their own (see incremental.py), so the lookback covers the rest: a backup
-# whose outcome is reported late without being marked in flight, an `updated_at` written a
-# little before it became visible, and clock skew. Six hours costs one page per run while a
+# are followed on their own (see incremental.py). The lookback covers three other cases: an
+# outcome reported late on a backup never marked in flight, an `updated_at` written a little
+# before it became visible, and clock skew. Six hours costs one page per run while a
 # database makes fewer than 20 backups in six hours.
 DEFAULT_LOOKBACK = "6h"
 

@@ -1,4 +1,4 @@
-"""What one run did, per database: the numbers behind the CLI's summary and its exit code."""
+"""Per-database results of one run: the numbers behind the CLI's summary and its exit code."""
 
 from __future__ import annotations
 
