@@ -46,7 +46,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except KeyboardInterrupt:
-        logger.error("Interrupted: nothing from this run was loaded; the next run starts over.")
+        logger.error(
+            "Interrupted. Batches of databases already extracted are loaded by the next run, "
+            "which reads the remaining databases from their previous cursors."
+        )
         return EXIT_FAILED
 
 

@@ -181,6 +181,7 @@ class DatabaseCatalog:
     database_ids: tuple[str, ...] = ()
     filters: DiscoveryFilters = field(default_factory=DiscoveryFilters)
     _databases: list[DatabaseInfo] | None = None
+    _selection: frozenset[str] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -193,6 +194,17 @@ class DatabaseCatalog:
             if self._databases is None:
                 self._databases = self._resolve()
             return self._databases
+
+    def select(self, database_ids: Iterable[str] | None) -> None:
+        """Restrict `selected()` to these databases, or lift the restriction with None."""
+        self._selection = None if database_ids is None else frozenset(database_ids)
+
+    def selected(self) -> list[DatabaseInfo]:
+        """Return the databases the current extraction reads: all, unless `select` narrowed them."""
+        databases = self.databases()
+        if self._selection is None:
+            return databases
+        return [database for database in databases if database.id in self._selection]
 
     def _resolve(self) -> list[DatabaseInfo]:
         if not self.uses_discovery:

@@ -47,31 +47,75 @@ def build_pipeline(
 
 
 def run_source(
-    pipeline: dlt.Pipeline, reset: bool = False, **source_options: Any
+    pipeline: dlt.Pipeline,
+    reset: bool = False,
+    databases_per_extract: int = settings.DATABASES_PER_EXTRACT,
+    **source_options: Any,
 ) -> RunResult:
-    """Extract, normalize and load the Qovery source once.
+    """Extract the Qovery source in batches of databases, then normalize and load it.
+
+    Each batch is extracted into its own load package, and dlt commits the batch's cursors
+    to the local pipeline state with it. A run that is interrupted (error, Ctrl-C, kill)
+    therefore keeps the batches it finished: the next run loads those packages first and
+    reads their databases incrementally, so their history is not fetched again.
 
     Args:
         pipeline: the pipeline from `build_pipeline`.
         reset: drop the source's tables and cursors first, so the run reloads every backup.
+        databases_per_extract: databases per load package; smaller resumes at a finer grain,
+            larger costs less per database.
         source_options: arguments of `qovery_source` that override configuration; an option
             left out is resolved by dlt from env variables and `.dlt/*.toml`.
     """
+    if databases_per_extract < 1:
+        raise ValueError(f"databases_per_extract must be at least 1, not {databases_per_extract}")
     summary = RunSummary()
+    result = RunResult(summary=summary)
     source = qovery_source(summary=summary, **source_options)
+
+    # Packages an interrupted run extracted go first. Syncing before they load would wipe
+    # them: dlt drops the local state of a pipeline whose dataset the destination lacks.
+    if pipeline.has_pending_data:
+        logger.warning(
+            "Loading the data an interrupted run of pipeline %s extracted but did not load",
+            pipeline.pipeline_name,
+        )
+        _normalize(pipeline, result)
+        result.load_info = pipeline.load()
+    # Restores the state from the destination when the local pipeline folder is gone, as on
+    # a fresh CI runner, so that scheduled runs stay incremental.
+    pipeline.sync_destination()
+
     if reset:
         logger.info(
             "Resetting: dropping the tables and cursors of source %r in dataset %r",
             settings.SOURCE_NAME,
             pipeline.dataset_name,
         )
-    load_info = pipeline.run(source, refresh="drop_sources" if reset else None)
-    trace = pipeline.last_trace
-    row_counts: dict[str, int] = {}
-    if trace and trace.last_normalize_info:
-        row_counts = {
-            table: count
-            for table, count in trace.last_normalize_info.row_counts.items()
-            if not table.startswith("_dlt")
-        }
-    return RunResult(summary=summary, load_info=load_info, row_counts=row_counts)
+    databases = summary.catalog.databases()
+    batches = [
+        databases[start : start + databases_per_extract]
+        for start in range(0, len(databases), databases_per_extract)
+    ] or [[]]
+    for number, batch in enumerate(batches):
+        summary.catalog.select(database.id for database in batch)
+        resources = [settings.BACKUPS_TABLE]
+        if number == 0:
+            resources.append(settings.DATABASES_TABLE)
+        pipeline.extract(
+            source.with_resources(*resources),
+            refresh="drop_sources" if reset and number == 0 else None,
+        )
+        _normalize(pipeline, result)
+        logger.info(
+            "Extracted %d of %d batches (%d databases)", number + 1, len(batches), len(batch)
+        )
+    result.load_info = pipeline.load()
+    return result
+
+
+def _normalize(pipeline: dlt.Pipeline, result: RunResult) -> None:
+    info = pipeline.normalize()
+    for table, count in info.row_counts.items():
+        if not table.startswith("_dlt"):
+            result.row_counts[table] = result.row_counts.get(table, 0) + count

@@ -180,6 +180,7 @@ def qovery_source(
         database_ids=tuple(ids),
         filters=filters,
     )
+    summary.catalog = catalog
     return [databases_resource(catalog), backups_resource(client, catalog, lookback_delta, summary)]
 
 
@@ -221,7 +222,7 @@ def backups_resource(
         states: dict[str, dict[str, Any]] = dlt.current.resource_state().setdefault(
             "databases", {}
         )
-        for database in catalog.databases():
+        for database in catalog.selected():
             report = summary.report(database.id, database.name)
             yield from _read_database(
                 client, database, catalog.uses_discovery, states, lookback, report

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 from qovery_backups.client import RequestStats
 
@@ -42,6 +43,9 @@ class RunSummary:
 
     databases: dict[str, DatabaseReport] = field(default_factory=dict)
     requests: RequestStats = field(default_factory=RequestStats)
+    # The databases the run loads; the source sets it, and `run_source` extracts them in
+    # batches through it.
+    catalog: Any = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def report(self, database_id: str, name: str | None = None) -> DatabaseReport:
