@@ -50,6 +50,7 @@ def run_source(
     pipeline: dlt.Pipeline,
     reset: bool = False,
     databases_per_extract: int = settings.DATABASES_PER_EXTRACT,
+    loader_file_format: str | None = None,
     **source_options: Any,
 ) -> RunResult:
     """Extract the Qovery source in batches of databases, then normalize and load it.
@@ -64,6 +65,8 @@ def run_source(
         reset: drop the source's tables and cursors first, so the run reloads every backup.
         databases_per_extract: databases per load package; smaller resumes at a finer grain,
             larger costs less per database.
+        loader_file_format: the format of the load files, such as `parquet` for the
+            `filesystem` destination; None uses the destination's preferred format.
         source_options: arguments of `qovery_source` that override configuration; an option
             left out is resolved by dlt from env variables and `.dlt/*.toml`.
     """
@@ -105,6 +108,7 @@ def run_source(
         pipeline.extract(
             source.with_resources(*resources),
             refresh="drop_sources" if reset and number == 0 else None,
+            loader_file_format=loader_file_format,
         )
         _normalize(pipeline, result)
         logger.info(
