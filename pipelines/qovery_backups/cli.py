@@ -6,6 +6,11 @@ Exit codes:
     2: invalid usage or configuration (bad setting, several organizations to choose from).
     3: the run loaded, but the backups of some databases could not be read (403, an unknown
        database id, or failures that outlasted the retries).
+
+`check` reads the loaded tables only and exits 0 when every database is fresh, 1 when some
+database is stale, failing or never backed up, and 2 on invalid usage or when there is no
+loaded data to check. `run --check MAX_AGE` returns the run's exit code when it is not 0,
+else the check's.
 """
 
 from __future__ import annotations
@@ -22,6 +27,15 @@ from dlt.common.configuration.exceptions import (
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from qovery_backups import settings
+from qovery_backups.analytics import DEFAULT_MAX_AGE
+from qovery_backups.check import (
+    CheckDataError,
+    check_freshness,
+    format_json,
+    format_text,
+    parse_as_of,
+    parse_max_age,
+)
 from qovery_backups.client import (
     QoveryAuthenticationError,
     QoveryConfigurationError,
@@ -120,6 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="drop the loaded tables and cursors first and reload every backup",
     )
+    run.add_argument(
+        "--check",
+        type=parse_max_age,
+        metavar="MAX_AGE",
+        help="after the run, check backup freshness like the check command with this max "
+        "age (e.g. 26h), narrowed by --environment-mode and --project",
+    )
     run.set_defaults(handler=command_run)
 
     demo = commands.add_parser(
@@ -136,6 +157,51 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--seed", type=int, default=7, help="seed of the simulated data")
     demo.set_defaults(handler=command_demo)
+
+    check = commands.add_parser(
+        "check",
+        help="list databases without a recent successful backup, from the loaded tables",
+        description="Read the loaded tables (no API call) and list the databases whose last "
+        "successful backup is older than the max age, that never had one, or whose latest "
+        "finished backup failed. Exit code 0: all fresh, 1: some need attention, 2: invalid "
+        "usage or no loaded data.",
+    )
+    check.add_argument(
+        "--max-age",
+        type=parse_max_age,
+        default=DEFAULT_MAX_AGE,
+        metavar="DURATION",
+        help="how old the last successful backup may be, e.g. 90m, 26h, 2d (default: 26h)",
+    )
+    check.add_argument(
+        "--environment-mode",
+        dest="environment_modes",
+        action="append",
+        metavar="MODE",
+        help="check only databases of environments in this mode, e.g. PRODUCTION (repeat "
+        "for several)",
+    )
+    check.add_argument(
+        "--project",
+        dest="project_names",
+        action="append",
+        metavar="NAME",
+        help="check only databases of this project (repeat for several)",
+    )
+    check.add_argument(
+        "--format",
+        choices=["text", "json"],
+        default="text",
+        help="output format (default: %(default)s)",
+    )
+    check.add_argument(
+        "--as-of",
+        type=parse_as_of,
+        metavar="TIMESTAMP",
+        help="measure ages from this ISO 8601 time instead of now, e.g. 2026-11-20T06:00:00Z",
+    )
+    add_pipeline_arguments(check)
+    check.set_defaults(handler=command_check)
     return parser
 
 
@@ -178,7 +244,34 @@ def command_run(args: argparse.Namespace) -> int:
     )
     options = {name: getattr(args, name) for name in names if getattr(args, name)}
     pipeline = build_pipeline(args.pipeline_name, args.destination, args.dataset_name)
-    return execute(pipeline, reset=args.reset, **options)
+    code = execute(pipeline, reset=args.reset, **options)
+    if args.check is None or code == EXIT_USAGE:
+        return code
+    check_code = print_freshness(pipeline, args.check, args)
+    return code if code != EXIT_OK else check_code
+
+
+def command_check(args: argparse.Namespace) -> int:
+    pipeline = build_pipeline(args.pipeline_name, args.destination, args.dataset_name)
+    return print_freshness(pipeline, args.max_age, args)
+
+
+def print_freshness(pipeline, max_age, args: argparse.Namespace) -> int:
+    """Check the loaded backups' freshness, print the report and return the check's exit code."""
+    try:
+        report = check_freshness(
+            pipeline,
+            max_age,
+            now=getattr(args, "as_of", None),
+            environment_modes=args.environment_modes,
+            project_names=args.project_names,
+        )
+    except CheckDataError as error:
+        logger.error("%s", error)
+        return EXIT_USAGE
+    output_format = getattr(args, "format", "text")
+    print(format_json(report) if output_format == "json" else format_text(report))
+    return report.exit_code
 
 
 def command_demo(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ import dlt
 from dlt.common.pipeline import LoadInfo
 
 from qovery_backups import settings
+from qovery_backups.analytics import create_views
 from qovery_backups.source import qovery_source
 from qovery_backups.summary import RunSummary
 
@@ -54,6 +55,8 @@ def run_source(
     **source_options: Any,
 ) -> RunResult:
     """Extract the Qovery source in batches of databases, then normalize and load it.
+
+    After the load, the analytics views are created or replaced (see `analytics`).
 
     Each batch is extracted into its own load package, and dlt commits the batch's cursors
     to the local pipeline state with it. A run that is interrupted (error, Ctrl-C, kill)
@@ -115,6 +118,7 @@ def run_source(
             "Extracted %d of %d batches (%d databases)", number + 1, len(batches), len(batch)
         )
     result.load_info = pipeline.load()
+    create_views(pipeline)
     return result
 
 
