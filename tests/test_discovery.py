@@ -361,16 +361,19 @@ def test_database_ids_narrow_discovery(pipeline, server, demo_world):
     assert_databases_match(pipeline, world, selected)
 
 
-def test_undiscovered_database_id_is_warned(pipeline, server, demo_world, caplog):
+def test_undiscovered_database_id_fails(pipeline, server, demo_world, caplog):
     world = demo_world
     orders = ids_named(world, "orders")
     stranger = "3f6d0a8e-5b7c-4d2e-9f1a-2b3c4d5e6f70"
 
-    run(pipeline, server, organization_id=organization_id(world), database_ids=[*orders, stranger])
+    result = run(
+        pipeline, server, organization_id=organization_id(world), database_ids=[*orders, stranger]
+    )
 
     assert set(backup_requests(server)) == orders
-    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
-    assert any(stranger in message for message in warnings)
+    assert [report.database_id for report in result.summary.with_outcome("failed")] == [stranger]
+    errors = [record.getMessage() for record in caplog.records if record.levelno == logging.ERROR]
+    assert any(stranger in message and "not found" in message for message in errors)
 
 
 # ----- databases whose backups cannot be read -----

@@ -16,6 +16,7 @@ else the check's.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from typing import Sequence
@@ -23,6 +24,7 @@ from typing import Sequence
 from dlt.common.configuration.exceptions import (
     ConfigFieldMissingException,
     ConfigValueCannotBeCoercedException,
+    LookupTraces,
 )
 from dlt.pipeline.exceptions import PipelineStepFailed
 
@@ -41,6 +43,7 @@ from qovery_backups.client import (
     QoveryConfigurationError,
     QoveryError,
 )
+from qovery_backups.json_output import JsonLogFormatter, summary_document
 from qovery_backups.pipeline import RunResult, build_pipeline, run_source
 from qovery_backups.summary import OUTCOME_FAILED, OUTCOME_SKIPPED
 
@@ -56,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments, run the chosen command and return its exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    configure_logging(args.log_level)
+    configure_logging(args.log_level, args.log_format)
     try:
         return args.handler(args)
     except KeyboardInterrupt:
@@ -77,6 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="INFO",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="logging level of the connector (default: INFO)",
+    )
+    parser.add_argument(
+        "--log-format",
+        default="text",
+        choices=["text", "json"],
+        help="format of the log lines on stderr: text, or json for one JSON object per line "
+        "with time, level, logger, message and database_id where relevant (default: text)",
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -133,6 +143,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--reset",
         action="store_true",
         help="drop the loaded tables and cursors first and reload every backup",
+    )
+    run.add_argument(
+        "--loader-file-format",
+        choices=["parquet", "jsonl", "csv"],
+        help="format of the files dlt writes, e.g. parquet for the filesystem destination "
+        "(default: the destination's preferred format)",
+    )
+    run.add_argument(
+        "--summary-format",
+        default="text",
+        choices=["text", "json"],
+        help="format of the run summary on stdout: text, or json for one JSON object with "
+        "requests, rows per table and each database's outcome (default: text)",
     )
     run.add_argument(
         "--check",
@@ -223,12 +246,15 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def configure_logging(level: str, log_format: str = "text") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(JsonLogFormatter())
+        # Python warnings would otherwise reach stderr as plain text between the JSON lines.
+        logging.captureWarnings(True)
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
     logging.getLogger("qovery_backups").setLevel(level)
 
 
@@ -241,10 +267,11 @@ def command_run(args: argparse.Namespace) -> int:
         "database_types",
         "base_url",
         "lookback",
+        "loader_file_format",
     )
     options = {name: getattr(args, name) for name in names if getattr(args, name)}
     pipeline = build_pipeline(args.pipeline_name, args.destination, args.dataset_name)
-    code = execute(pipeline, reset=args.reset, **options)
+    code = execute(pipeline, reset=args.reset, summary_format=args.summary_format, **options)
     if args.check is None or code == EXIT_USAGE:
         return code
     check_code = print_freshness(pipeline, args.check, args)
@@ -280,8 +307,13 @@ def command_demo(args: argparse.Namespace) -> int:
     return run_demo(duckdb_file=args.duckdb_file, seed=args.seed)
 
 
-def execute(pipeline, reset: bool = False, title: str = "Run", **options) -> int:
-    """Run the source once, print its summary and return the exit code."""
+def execute(
+    pipeline, reset: bool = False, title: str = "Run", summary_format: str = "text", **options
+) -> int:
+    """Run the source once, print its summary (text or one JSON object) and return the exit code.
+
+    On a failed run (exit code 1 or 2) nothing is printed and the logs say what failed.
+    """
     try:
         result = run_source(pipeline, reset=reset, **options)
     except ConfigFieldMissingException as error:
@@ -298,10 +330,12 @@ def execute(pipeline, reset: bool = False, title: str = "Run", **options) -> int
         return report_failure(error)
     except QoveryError as error:
         return report_failure(error)
-    print_summary(result, pipeline, title)
-    if result.summary.with_outcome(OUTCOME_FAILED):
-        return EXIT_PARTIAL
-    return EXIT_OK
+    code = EXIT_PARTIAL if result.summary.with_outcome(OUTCOME_FAILED) else EXIT_OK
+    if summary_format == "json":
+        print(json.dumps(summary_document(result, pipeline, title, code), default=str))
+    else:
+        print_summary(result, pipeline, title)
+    return code
 
 
 def fail_configuration(message: str) -> int:
@@ -310,6 +344,15 @@ def fail_configuration(message: str) -> int:
 
 
 def missing_setting_message(error: ConfigFieldMissingException) -> str:
+    destination_keys = missing_destination_keys(error.traces)
+    if destination_keys:
+        destination = destination_keys[0].split("__")[1].lower()
+        return (
+            f"Missing credentials for destination {destination}. Set "
+            f"{', '.join(destination_keys)}, or the same keys under "
+            f"[destination.{destination}.credentials] in .dlt/secrets.toml. "
+            "docs/destinations.md lists the keys of each destination."
+        )
     fields = ", ".join(error.fields)
     if "api_token" in error.fields:
         return (
@@ -320,7 +363,30 @@ def missing_setting_message(error: ConfigFieldMissingException) -> str:
     return f"Missing configuration: {fields}. {error}"
 
 
+def missing_destination_keys(traces: dict) -> list[str]:
+    """Return the env variable of each missing destination setting, [] for other settings.
+
+    A setting with alternative specs (BigQuery takes a service account or OAuth) lists the
+    keys of the first alternative.
+    """
+    keys: list[str] = []
+    for field_traces in traces.values():
+        nested = [trace for trace in field_traces if isinstance(trace, LookupTraces)]
+        if nested:
+            keys.extend(missing_destination_keys(nested[0].traces))
+            continue
+        env_keys = [
+            trace.key for trace in field_traces if str(trace.key).startswith("DESTINATION__")
+        ]
+        if env_keys:
+            keys.append(env_keys[0])
+    return keys
+
+
 def report_failure(error: BaseException) -> int:
+    missing = find_cause(error, ConfigFieldMissingException)
+    if missing is not None:
+        return fail_configuration(missing_setting_message(missing))
     cause = find_cause(error, QoveryError)
     if isinstance(cause, QoveryConfigurationError):
         return fail_configuration(str(cause))
@@ -330,7 +396,10 @@ def report_failure(error: BaseException) -> int:
         logger.error("Run failed: %s", cause)
     else:
         logger.error("Run failed: %s", error)
-    logger.error("Nothing from this run was loaded; the next run starts from the same cursors.")
+    logger.error(
+        "Batches of databases extracted before the failure are loaded by the next run; the "
+        "other databases are read again from their previous cursors."
+    )
     return EXIT_FAILED
 
 
@@ -355,7 +424,8 @@ def print_summary(result: RunResult, pipeline, title: str = "Run") -> None:
     )
     lines.append(
         f"  requests: {stats.requests} ({categories or 'none'}; {stats.retries} retries, "
-        f"{stats.waited_seconds:.1f} s waiting before retries)"
+        f"{stats.waited_seconds:.1f} s waiting before retries, "
+        f"{stats.paced_seconds:.1f} s paced to the request budget)"
     )
     if result.row_counts:
         counts = ", ".join(f"{table}={count}" for table, count in sorted(result.row_counts.items()))

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import requests
 
 from qovery_backups import settings
+from qovery_backups.pacing import RequestPacer
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +117,10 @@ class QoveryAuth(requests.auth.AuthBase):
 
 @dataclass
 class RequestStats:
-    """Requests one client sent, retries among them, and time spent waiting before retries.
+    """Requests one client sent, retries among them, and time spent waiting.
+
+    `waited_seconds` is the backoff before retries and `paced_seconds` the pauses that kept
+    the run under its request budget.
 
     `by_category` splits `requests` by what they were for (`discovery`, `backups`).
     """
@@ -124,6 +128,7 @@ class RequestStats:
     requests: int = 0
     retries: int = 0
     waited_seconds: float = 0.0
+    paced_seconds: float = 0.0
     by_category: dict[str, int] = field(default_factory=dict)
 
 
@@ -157,8 +162,10 @@ class QoveryClient:
         api_token: str,
         *,
         auth_scheme: AuthScheme | None = None,
-        timeout: float = settings.REQUEST_TIMEOUT_SECONDS,
+        connect_timeout: float = settings.CONNECT_TIMEOUT_SECONDS,
+        read_timeout: float = settings.READ_TIMEOUT_SECONDS,
         retry: RetryPolicy | None = None,
+        pacer: RequestPacer | None = None,
         sleep=time.sleep,
     ) -> None:
         self.base_url = validate_base_url(base_url)
@@ -168,7 +175,8 @@ class QoveryClient:
                 hint="Set SOURCES__QOVERY__API_TOKEN or api_token under [sources.qovery] "
                 "in .dlt/secrets.toml.",
             )
-        self.timeout = timeout
+        self.timeout = (connect_timeout, read_timeout)
+        self.pacer = pacer or RequestPacer(settings.REQUESTS_PER_HOUR)
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
         self._session = requests.Session()
@@ -232,9 +240,11 @@ class QoveryClient:
     def _send(
         self, url: str, path: str, params: Mapping[str, str] | None, category: str
     ) -> Any:
+        paced = self.pacer.acquire()
         with self._lock:
             self.stats.requests += 1
             self.stats.by_category[category] = self.stats.by_category.get(category, 0) + 1
+            self.stats.paced_seconds += paced
         logger.debug("GET %s %s", path, dict(params or {}))
         try:
             response = self._session.get(
@@ -244,8 +254,12 @@ class QoveryClient:
             raise QoveryRetriableError(
                 f"GET {path} failed before a response arrived: {type(error).__name__}.",
                 path=path,
-                hint="Check the network path to the API; the request is retried.",
+                hint="If this persists, check that base_url is reachable from this machine "
+                "and raise connect_timeout or read_timeout for a slow network.",
             ) from None
+        self.pacer.observe(
+            response.headers.get("X-RateLimit-Remaining"), response.headers.get("X-RateLimit-Reset")
+        )
         return _decode(response, path)
 
     def _retry_wait(self, error: QoveryRetriableError, attempt: int) -> float:
@@ -281,7 +295,7 @@ def _decode(response: requests.Response, path: str) -> Any:
                 status=status,
                 path=path,
                 body_excerpt=_excerpt(response),
-                hint="The response was probably cut short; the request is retried.",
+                hint="The response was probably cut short. If it persists, retry later.",
             ) from None
     kwargs = {"status": status, "path": path, "body_excerpt": _excerpt(response)}
     if status == 401:
@@ -307,7 +321,8 @@ def _decode(response: requests.Response, path: str) -> Any:
     if status in RETRIABLE_STATUSES:
         error = QoveryRetriableError(
             f"GET {path} returned {status}.",
-            hint="The API is rate limiting or failing; the request is retried.",
+            hint="The API is rate limiting or failing. If it persists, lower "
+            "requests_per_hour or retry later.",
             **kwargs,
         )
         error.retry_after = _retry_after_seconds(response)

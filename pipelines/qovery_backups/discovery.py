@@ -181,6 +181,8 @@ class DatabaseCatalog:
     database_ids: tuple[str, ...] = ()
     filters: DiscoveryFilters = field(default_factory=DiscoveryFilters)
     _databases: list[DatabaseInfo] | None = None
+    # Configured ids that discovery did not find in the organization at all.
+    missing_ids: tuple[str, ...] = ()
     _selection: frozenset[str] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -215,14 +217,12 @@ class DatabaseCatalog:
         selected = [database for database in found if self.filters.accepts(database)]
         if self.database_ids:
             wanted = set(self.database_ids)
-            missing = wanted - {database.id for database in selected}
-            if missing:
-                logger.warning(
-                    "%d configured database ids were not discovered in organization %s "
-                    "(or were filtered out) and are not loaded: %s",
-                    len(missing),
-                    organization_id,
-                    ", ".join(sorted(missing)),
+            self.missing_ids = tuple(sorted(wanted - {database.id for database in found}))
+            filtered_out = wanted - {database.id for database in selected} - set(self.missing_ids)
+            if filtered_out:
+                logger.info(
+                    "Configured databases left out by the filters: %s",
+                    ", ".join(sorted(filtered_out)),
                 )
             selected = [database for database in selected if database.id in wanted]
         if len(selected) != len(found):

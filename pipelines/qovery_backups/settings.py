@@ -36,5 +36,14 @@ BACKUPS_TABLE = "backups"
 DATABASES_TABLE = "databases"
 BACKUP_STEPS_TABLE = "backups__status__steps__details"
 
-REQUEST_TIMEOUT_SECONDS = 30.0
+CONNECT_TIMEOUT_SECONDS = 10.0
+READ_TIMEOUT_SECONDS = 30.0
+
+# Qovery documents about 1000 requests per hour per token. The default leaves a tenth of it
+# to other tools using the same token.
+REQUESTS_PER_HOUR = 900
+
+# Retries of one request: attempts in total, and the most time spent waiting between them.
+MAX_ATTEMPTS = 5
+MAX_RETRY_WAIT_SECONDS = 600.0
 USER_AGENT = "qovery-backups (dlt connector)"

@@ -44,6 +44,7 @@ from qovery_backups.discovery import (
     normalize_choices,
 )
 from qovery_backups.incremental import BackupWindow
+from qovery_backups.pacing import RequestPacer
 from qovery_backups.pagination import StartIdPaginator
 from qovery_backups.summary import (
     OUTCOME_FAILED,
@@ -122,8 +123,11 @@ def qovery_source(
     database_types: Optional[List[str]] = None,
     lookback: str = settings.DEFAULT_LOOKBACK,
     auth_scheme: Optional[str] = None,
-    request_timeout: float = settings.REQUEST_TIMEOUT_SECONDS,
-    max_attempts: int = 5,
+    connect_timeout: float = settings.CONNECT_TIMEOUT_SECONDS,
+    read_timeout: float = settings.READ_TIMEOUT_SECONDS,
+    max_attempts: int = settings.MAX_ATTEMPTS,
+    max_retry_wait: float = settings.MAX_RETRY_WAIT_SECONDS,
+    requests_per_hour: int = settings.REQUESTS_PER_HOUR,
     summary: Optional[RunSummary] = None,
 ) -> Sequence[DltResource]:
     """Load the backup history of Qovery databases, and the databases themselves.
@@ -146,11 +150,20 @@ def qovery_source(
             (`6h`, `90m`, `2d`), so that late status changes are merged. Backups still in
             flight at the last run are read again however old they are.
         auth_scheme: `Token` or `Bearer` to override the scheme detected from the token.
-        request_timeout: connect and read timeout of each request, in seconds.
-        max_attempts: attempts per request on 429, 5xx and connection failures.
+        connect_timeout: seconds to wait for a connection to the API.
+        read_timeout: seconds to wait for a response once connected.
+        max_attempts: attempts per request on 429, 5xx, connection failures and unreadable
+            bodies.
+        max_retry_wait: the most seconds one request may wait across its retries.
+        requests_per_hour: the request budget this run keeps to (0 turns pacing off).
         summary: filled in with what each database's extraction did.
     """
     lookback_delta = _parse_lookback(lookback)
+    _check_number("connect_timeout", connect_timeout, minimum=0.001)
+    _check_number("read_timeout", read_timeout, minimum=0.001)
+    _check_number("max_attempts", max_attempts, minimum=1)
+    _check_number("max_retry_wait", max_retry_wait, minimum=0)
+    _check_number("requests_per_hour", requests_per_hour, minimum=0)
     ids = _validate_ids(normalize_choices(database_ids), "database_ids", "DATABASE_IDS")
     if organization_id:
         _validate_ids((organization_id.strip(),), "organization_id", "ORGANIZATION_ID")
@@ -169,8 +182,10 @@ def qovery_source(
         base_url,
         api_token,
         auth_scheme=auth_scheme or None,
-        timeout=request_timeout,
-        retry=RetryPolicy(max_attempts=max_attempts),
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        retry=RetryPolicy(max_attempts=max_attempts, max_total_wait_seconds=max_retry_wait),
+        pacer=RequestPacer(requests_per_hour),
     )
     summary = summary if summary is not None else RunSummary()
     client.stats = summary.requests
@@ -222,6 +237,15 @@ def backups_resource(
         states: dict[str, dict[str, Any]] = dlt.current.resource_state().setdefault(
             "databases", {}
         )
+        for database_id in catalog.missing_ids:
+            report = summary.report(database_id)
+            report.outcome = OUTCOME_FAILED
+            report.stop_reason = "not found"
+            report.message = (
+                f"database {database_id} is configured but was not found in organization "
+                f"{catalog.organization_id}. Check the id and the organization."
+            )
+            logger.error("Database %s: %s", database_id, report.message)
         for database in catalog.selected():
             report = summary.report(database.id, database.name)
             yield from _read_database(
@@ -255,7 +279,9 @@ def _read_database(
     path = f"/database/{database_id}/backup"
     window = BackupWindow(states.get(database_id), lookback)
     report.cursor_before = (states.get(database_id) or {}).get("cursor")
-    logger.info("Database %s: %s", database_id, window.describe())
+    logger.info(
+        "Database %s: %s", database_id, window.describe(), extra={"database_id": database_id}
+    )
 
     paginator = StartIdPaginator(path)
     try:
@@ -273,6 +299,7 @@ def _read_database(
                 paginator.pages,
                 len(page),
                 len(rows),
+                extra={"database_id": database_id},
             )
             if window.passed_floor(page):
                 paginator.stop(STOP_LOOKBACK)
@@ -300,6 +327,7 @@ def _read_database(
         report.rows,
         report.stop_reason,
         report.cursor_after,
+        extra={"database_id": database_id},
     )
 
 
@@ -308,10 +336,20 @@ def _skip_missing(database: DatabaseInfo, report: DatabaseReport) -> None:
     report.stop_reason = "skipped (404)"
     if database.is_managed:
         report.message = "backups are managed by the cloud provider (404 on the backup list)"
-        logger.info("Database %s: skipped, %s", database.id, report.message)
+        logger.info(
+            "Database %s: skipped, %s",
+            database.id,
+            report.message,
+            extra={"database_id": database.id},
+        )
     else:
         report.message = "404 on the backup list: the database was probably deleted since discovery"
-        logger.warning("Database %s: skipped, %s", database.id, report.message)
+        logger.warning(
+            "Database %s: skipped, %s",
+            database.id,
+            report.message,
+            extra={"database_id": database.id},
+        )
 
 
 def _fail(report: DatabaseReport, error: QoveryError, reason: str, level: int) -> None:
@@ -320,7 +358,21 @@ def _fail(report: DatabaseReport, error: QoveryError, reason: str, level: int) -
     report.outcome = OUTCOME_FAILED
     report.stop_reason = f"{reason} ({error.status or type(error).__name__})"
     report.message = str(error)
-    logger.log(level, "Database %s: backups not loaded: %s", report.database_id, error)
+    logger.log(
+        level,
+        "Database %s: backups not loaded: %s",
+        report.database_id,
+        error,
+        extra={"database_id": report.database_id},
+    )
+
+
+def _check_number(setting: str, value: float, minimum: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
+        raise QoveryConfigurationError(
+            f"Invalid {setting} {value!r}: it must be a number of at least {minimum}.",
+            hint=f"Fix SOURCES__QOVERY__{setting.upper()} or {setting} under [sources.qovery].",
+        )
 
 
 def _parse_lookback(lookback: str) -> timedelta:
