@@ -46,4 +46,5 @@ REQUESTS_PER_HOUR = 900
 # Retries of one request: attempts in total, and the most time spent waiting between them.
 MAX_ATTEMPTS = 5
 MAX_RETRY_WAIT_SECONDS = 600.0
+RETRY_BACKOFF_SECONDS = 1.0
 USER_AGENT = "qovery-backups (dlt connector)"

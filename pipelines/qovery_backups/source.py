@@ -127,6 +127,7 @@ def qovery_source(
     read_timeout: float = settings.READ_TIMEOUT_SECONDS,
     max_attempts: int = settings.MAX_ATTEMPTS,
     max_retry_wait: float = settings.MAX_RETRY_WAIT_SECONDS,
+    retry_backoff: float = settings.RETRY_BACKOFF_SECONDS,
     requests_per_hour: int = settings.REQUESTS_PER_HOUR,
     summary: Optional[RunSummary] = None,
 ) -> Sequence[DltResource]:
@@ -155,6 +156,7 @@ def qovery_source(
         max_attempts: attempts per request on 429, 5xx, connection failures and unreadable
             bodies.
         max_retry_wait: the most seconds one request may wait across its retries.
+        retry_backoff: the first wait before a retry, in seconds; each later wait doubles.
         requests_per_hour: the request budget this run keeps to (0 turns pacing off).
         summary: filled in with what each database's extraction did.
     """
@@ -163,6 +165,7 @@ def qovery_source(
     _check_number("read_timeout", read_timeout, minimum=0.001)
     _check_number("max_attempts", max_attempts, minimum=1)
     _check_number("max_retry_wait", max_retry_wait, minimum=0)
+    _check_number("retry_backoff", retry_backoff, minimum=0)
     _check_number("requests_per_hour", requests_per_hour, minimum=0)
     ids = _validate_ids(normalize_choices(database_ids), "database_ids", "DATABASE_IDS")
     if organization_id:
@@ -184,7 +187,11 @@ def qovery_source(
         auth_scheme=auth_scheme or None,
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
-        retry=RetryPolicy(max_attempts=max_attempts, max_total_wait_seconds=max_retry_wait),
+        retry=RetryPolicy(
+            max_attempts=max_attempts,
+            backoff_seconds=retry_backoff,
+            max_total_wait_seconds=max_retry_wait,
+        ),
         pacer=RequestPacer(requests_per_hour),
     )
     summary = summary if summary is not None else RunSummary()
