@@ -64,6 +64,10 @@ class World:
         self._databases: dict[str, Database] = {}
         self._backups: dict[str, list[Backup]] = {}
         self._database_of_backup: dict[str, str] = {}
+        # Each database's backups in page order, with the position of each id, built on the
+        # first read after a backup is added or deleted. A status change keeps the order,
+        # because the order depends only on created_at and id, which never change.
+        self._page_order: dict[str, tuple[list[Backup], dict[str, int]]] = {}
         self._forbidden: set[str] = set()
 
     @property
@@ -306,6 +310,7 @@ class World:
     def _store(self, backup: Backup) -> None:
         self._backups[backup.database_id].append(backup)
         self._database_of_backup[backup.id] = backup.database_id
+        self._page_order.pop(backup.database_id, None)
 
     # ----- mutations -----
 
@@ -365,6 +370,7 @@ class World:
             backup = self._find_backup(backup_id)
             self._backups[backup.database_id].remove(backup)
             del self._database_of_backup[backup_id]
+            self._page_order.pop(backup.database_id, None)
 
     def set_forbidden(self, database_id: str, forbidden: bool = True) -> None:
         """Make the database's backup list return 403 (or serve it again with ``forbidden=False``).
@@ -428,7 +434,20 @@ class World:
             return [backup.to_api() for backup in self._ordered_backups(database_id)]
 
     def _ordered_backups(self, database_id: str) -> list[Backup]:
-        return sorted(self._backups[database_id], key=lambda backup: (backup.created_at, backup.id), reverse=True)
+        return self._page_order_of(database_id)[0]
+
+    def _page_order_of(self, database_id: str) -> tuple[list[Backup], dict[str, int]]:
+        cached = self._page_order.get(database_id)
+        if cached is None:
+            ordered = sorted(
+                self._backups[database_id], key=lambda backup: (backup.created_at, backup.id), reverse=True
+            )
+            positions: dict[str, int] = {}
+            for index, backup in enumerate(ordered):
+                positions.setdefault(backup.id, index)
+            cached = (ordered, positions)
+            self._page_order[database_id] = cached
+        return cached
 
     def backup_page(self, database_id: str, start_id: str | None) -> tuple[int, list[dict[str, Any]]]:
         """Return the page number and the backups of one listDatabaseBackup page.
@@ -444,13 +463,13 @@ class World:
         """
         with self._lock:
             self._serving_database(database_id)
-            ordered = self._ordered_backups(database_id)
+            ordered, positions = self._page_order_of(database_id)
             first = 0
             if start_id is not None:
-                positions = [index for index, backup in enumerate(ordered) if backup.id == start_id]
-                if not positions:
+                position = positions.get(start_id)
+                if position is None:
                     return 1, []
-                first = positions[0] + 1
+                first = position + 1
             page = [backup.to_api() for backup in ordered[first : first + PAGE_SIZE]]
             return first // PAGE_SIZE + 1, page
 
