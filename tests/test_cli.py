@@ -246,7 +246,9 @@ def test_summary_lists_rows_requests_and_stops(server, demo_world, token_env, ca
         line = output_line(output, f"database {name} ({database_id(world, name)}):")
         # A full last page needs one more request, which returns an empty page.
         stop = "empty page" if count % 20 == 0 else "short page"
-        assert line.endswith(f"loaded, {full_history_pages(count)} pages, {count} backups, stopped on {stop}")
+        assert line.endswith(
+            f"loaded, full scan, {full_history_pages(count)} pages, {count} backups, stopped on {stop}"
+        )
     catalog = output_line(output, f"database catalog ({database_id(world, 'catalog')}):")
     assert catalog.endswith("skipped, 0 pages, 0 backups, stopped on skipped (404)")
 
@@ -359,7 +361,7 @@ def test_console_script_runs(small_world, tmp_path):
     )
 
     assert completed.returncode == 0, completed.stderr
-    assert f"database {solo}: loaded, 1 pages, 5 backups" in completed.stdout
+    assert f"database {solo}: loaded, full scan, 1 pages, 5 backups" in completed.stdout
     assert TOKEN not in completed.stdout
     assert TOKEN not in completed.stderr
     assert count_rows(tmp_path / "qovery_backups.duckdb", "qovery.backups") == 5

@@ -75,6 +75,7 @@ def expected_database_rows(world: World) -> dict[str, dict[str, Any]]:
             "project_id": project.id,
             "project_name": project.name,
             "organization_id": project.organization_id,
+            "deleted_at": None,
         }
     return rows
 

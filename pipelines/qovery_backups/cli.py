@@ -140,6 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_pipeline_arguments(run)
     run.add_argument(
+        "--full-scan",
+        action="store_true",
+        help="read every database's whole history in this run, to merge late changes to old "
+        "backups and mark deleted ones (otherwise done every full_scan_every, default 7d)",
+    )
+    run.add_argument(
         "--reset",
         action="store_true",
         help="drop the loaded tables and cursors first and reload every backup",
@@ -434,8 +440,10 @@ def print_summary(result: RunResult, pipeline, title: str = "Run") -> None:
         lines.append("  rows loaded: none (nothing new or changed)")
     for report in summary.databases.values():
         lines.append(
-            f"  database {summary.label(report)}: {report.outcome}, {report.pages} pages, "
+            f"  database {summary.label(report)}: {report.outcome}, "
+            f"{'full scan, ' if report.full_scan else ''}{report.pages} pages, "
             f"{report.rows} backups, stopped on {report.stop_reason or '-'}"
+            + (f", {report.marked_deleted} newly marked deleted" if report.marked_deleted else "")
         )
     for report in summary.with_outcome(OUTCOME_SKIPPED):
         lines.append(f"  skipped {summary.label(report)}: {report.message}")

@@ -183,6 +183,8 @@ class DatabaseCatalog:
     _databases: list[DatabaseInfo] | None = None
     # Configured ids that discovery did not find in the organization at all.
     missing_ids: tuple[str, ...] = ()
+    # Every database discovery found, before filters; None when discovery did not run.
+    found_ids: tuple[str, ...] | None = None
     _selection: frozenset[str] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -214,6 +216,7 @@ class DatabaseCatalog:
         organization_id = self.organization_id or resolve_organization_id(self.client)
         self.organization_id = organization_id
         found = discover_databases(self.client, organization_id)
+        self.found_ids = tuple(database.id for database in found)
         selected = [database for database in found if self.filters.accepts(database)]
         if self.database_ids:
             wanted = set(self.database_ids)

@@ -16,7 +16,7 @@ nothing is in flight costs one page while fewer than 20 backups fall inside the 
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
 from qovery_backups import settings
@@ -58,10 +58,22 @@ class BackupWindow:
         state: Mapping[str, Any] | None,
         lookback: timedelta,
         max_pending_age: timedelta = settings.MAX_PENDING_AGE,
+        full_scan_every: timedelta | None = None,
+        force_full_scan: bool = False,
+        now: datetime | None = None,
     ) -> None:
         state = state or {}
+        self.now = now or datetime.now(timezone.utc)
         self.cursor = parse_timestamp(state.get("cursor"))
-        self.cutoff = self.cursor - lookback if self.cursor else None
+        self.last_full_scan = parse_timestamp(state.get("last_full_scan"))
+        self.full_scan = (
+            force_full_scan
+            or self.cursor is None
+            or self.last_full_scan is None
+            or (full_scan_every is not None and self.now - self.last_full_scan >= full_scan_every)
+        )
+        # A full scan reads and loads every page; the window below then only tracks cursors.
+        self.cutoff = self.cursor - lookback if self.cursor and not self.full_scan else None
         self.pending: dict[str, datetime] = {}
         for backup_id, created in (state.get("pending") or {}).items():
             created_at = parse_timestamp(created)
@@ -77,14 +89,11 @@ class BackupWindow:
                 continue
             self.pending[backup_id] = created_at
         self.floor = self.cutoff
-        if self.floor and self.pending:
+        if self.floor and self.pending and not self.full_scan:
             self.floor = min(self.floor, min(self.pending.values()))
         self._newest = self.cursor
         self._in_flight: dict[str, str] = {}
 
-    @property
-    def is_full_read(self) -> bool:
-        return self.cutoff is None
 
     def select(self, page: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Return the backups of a page to load, and note the page's cursor values.
@@ -123,14 +132,21 @@ class BackupWindow:
 
     def state(self) -> dict[str, Any]:
         """Return the database's state entry after a complete read."""
+        last_full_scan = self.now if self.full_scan else self.last_full_scan
         return {
             "cursor": format_timestamp(self._newest) if self._newest else None,
             "pending": dict(self._in_flight),
+            "last_full_scan": format_timestamp(last_full_scan) if last_full_scan else None,
         }
 
     def describe(self) -> str:
         if self.cursor is None:
             return "no cursor yet, reading its full history"
+        if self.full_scan:
+            return (
+                "full scan: reading every page to merge late changes and find deleted backups "
+                f"(last full scan {format_timestamp(self.last_full_scan) if self.last_full_scan else 'never'})"
+            )
         text = (
             f"incremental on updated_at from {format_timestamp(self.cutoff)} "
             f"(cursor {format_timestamp(self.cursor)} minus the lookback)"

@@ -9,10 +9,10 @@ from typing import Any
 import dlt
 from dlt.common.pipeline import LoadInfo
 
-from qovery_backups import settings
+from qovery_backups import reconcile, settings
 from qovery_backups.analytics import create_views
 from qovery_backups.source import qovery_source
-from qovery_backups.summary import RunSummary
+from qovery_backups.summary import OUTCOME_LOADED, RunSummary
 
 logger = logging.getLogger(__name__)
 

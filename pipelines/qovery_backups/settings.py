@@ -19,6 +19,11 @@ MAX_PAGES_PER_DATABASE = 10_000
 # database makes fewer than 20 backups in six hours.
 DEFAULT_LOOKBACK = "6h"
 
+# How often each database's whole history is read again. Incremental runs cannot see a change
+# to a backup older than the lookback (a retention job moving it to DELETED) nor a deleted
+# backup; a weekly full scan of a database with 1,000 backups costs 51 requests.
+FULL_SCAN_EVERY = "7d"
+
 # A backup still QUEUED or ONGOING this long before the cursor is taken as stuck, and is no
 # longer followed on every run.
 MAX_PENDING_AGE = timedelta(days=7)

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator, List, Optional, Sequence
 
 import dlt
@@ -82,6 +83,8 @@ BACKUP_COLUMNS: dict[str, dict[str, Any]] = {
     "status__status_details__sub_action": {"data_type": "text"},
     "status__deployment_request_id": {"data_type": "text"},
     "status__deployment_requests_count": {"data_type": "bigint"},
+    # Set by a full scan on a backup the API no longer lists; NULL while it is listed.
+    "deleted_at": {"data_type": "timestamp"},
 }
 
 # dlt 1.31 needs `name` inside each column of a nested hint.
@@ -109,6 +112,8 @@ DATABASE_COLUMNS: dict[str, dict[str, Any]] = {
     "project_id": {"data_type": "text"},
     "project_name": {"data_type": "text"},
     "organization_id": {"data_type": "text"},
+    # Set when discovery no longer finds the database; NULL while it is found.
+    "deleted_at": {"data_type": "timestamp"},
 }
 
 
@@ -122,6 +127,8 @@ def qovery_source(
     project_names: Optional[List[str]] = None,
     database_types: Optional[List[str]] = None,
     lookback: str = settings.DEFAULT_LOOKBACK,
+    full_scan_every: str = settings.FULL_SCAN_EVERY,
+    full_scan: bool = False,
     auth_scheme: Optional[str] = None,
     connect_timeout: float = settings.CONNECT_TIMEOUT_SECONDS,
     read_timeout: float = settings.READ_TIMEOUT_SECONDS,
@@ -150,6 +157,9 @@ def qovery_source(
         lookback: how far before each database's cursor a run re-reads, as a duration
             (`6h`, `90m`, `2d`), so that late status changes are merged. Backups still in
             flight at the last run are read again however old they are.
+        full_scan_every: how often each database's whole history is read again, as a
+            duration, to merge changes older than the lookback and mark deleted backups.
+        full_scan: read every database's whole history in this run.
         auth_scheme: `Token` or `Bearer` to override the scheme detected from the token.
         connect_timeout: seconds to wait for a connection to the API.
         read_timeout: seconds to wait for a response once connected.
@@ -160,7 +170,8 @@ def qovery_source(
         requests_per_hour: the request budget this run keeps to (0 turns pacing off).
         summary: filled in with what each database's extraction did.
     """
-    lookback_delta = _parse_lookback(lookback)
+    lookback_delta = _parse_duration_setting("lookback", lookback)
+    full_scan_delta = _parse_duration_setting("full_scan_every", full_scan_every)
     _check_number("connect_timeout", connect_timeout, minimum=0.001)
     _check_number("read_timeout", read_timeout, minimum=0.001)
     _check_number("max_attempts", max_attempts, minimum=1)
@@ -203,7 +214,28 @@ def qovery_source(
         filters=filters,
     )
     summary.catalog = catalog
-    return [databases_resource(catalog), backups_resource(client, catalog, lookback_delta, summary)]
+    scan = ScanPolicy(lookback_delta, full_scan_delta, bool(full_scan), datetime.now(timezone.utc))
+    summary.started_at = scan.now
+    return [databases_resource(catalog), backups_resource(client, catalog, scan, summary)]
+
+
+@dataclass(frozen=True)
+class ScanPolicy:
+    """How one run reads each database: the lookback, the full-scan cadence and the run's time."""
+
+    lookback: timedelta
+    full_scan_every: timedelta
+    force_full_scan: bool
+    now: datetime
+
+    def window(self, state: dict[str, Any] | None) -> BackupWindow:
+        return BackupWindow(
+            state,
+            self.lookback,
+            full_scan_every=self.full_scan_every,
+            force_full_scan=self.force_full_scan,
+            now=self.now,
+        )
 
 
 def databases_resource(catalog: DatabaseCatalog) -> DltResource:
@@ -215,7 +247,7 @@ def databases_resource(catalog: DatabaseCatalog) -> DltResource:
 
     def databases() -> Iterator[list[dict[str, Any]]]:
         if catalog.uses_discovery:
-            yield [database.as_row() for database in catalog.databases()]
+            yield [{**database.as_row(), "deleted_at": None} for database in catalog.databases()]
 
     return dlt.resource(
         databases,
@@ -229,7 +261,7 @@ def databases_resource(catalog: DatabaseCatalog) -> DltResource:
 def backups_resource(
     client: QoveryClient,
     catalog: DatabaseCatalog,
-    lookback: timedelta,
+    scan: ScanPolicy,
     summary: RunSummary,
 ) -> DltResource:
     """Build the `backups` resource, which keeps one `updated_at` cursor per database.
@@ -256,7 +288,7 @@ def backups_resource(
         for database in catalog.selected():
             report = summary.report(database.id, database.name)
             yield from _read_database(
-                client, database, catalog.uses_discovery, states, lookback, report
+                client, database, catalog.uses_discovery, states, scan, report
             )
 
     return dlt.resource(
@@ -274,7 +306,7 @@ def _read_database(
     database: DatabaseInfo,
     discovered: bool,
     states: dict[str, dict[str, Any]],
-    lookback: timedelta,
+    scan: ScanPolicy,
     report: DatabaseReport,
 ) -> Iterator[list[dict[str, Any]]]:
     """Yield one database's new and changed backups page by page, then store its new state.
@@ -284,7 +316,7 @@ def _read_database(
     """
     database_id = database.id
     path = f"/database/{database_id}/backup"
-    window = BackupWindow(states.get(database_id), lookback)
+    window = scan.window(states.get(database_id))
     report.cursor_before = (states.get(database_id) or {}).get("cursor")
     logger.info(
         "Database %s: %s", database_id, window.describe(), extra={"database_id": database_id}
@@ -296,7 +328,10 @@ def _read_database(
             body = client.get_json(path, paginator.next_params())
             page = paginator.update(body)
             report.pages = paginator.pages
-            rows = [{**backup, "database_id": database_id} for backup in window.select(page)]
+            rows = [
+                {**backup, "database_id": database_id, "deleted_at": None}
+                for backup in window.select(page)
+            ]
             if rows:
                 report.rows += len(rows)
                 yield rows
@@ -324,6 +359,7 @@ def _read_database(
         return
 
     report.outcome = OUTCOME_LOADED
+    report.full_scan = window.full_scan
     report.stop_reason = paginator.stop_reason or ""
     states[database_id] = window.state()
     report.cursor_after = states[database_id]["cursor"]
@@ -382,13 +418,13 @@ def _check_number(setting: str, value: float, minimum: float) -> None:
         )
 
 
-def _parse_lookback(lookback: str) -> timedelta:
+def _parse_duration_setting(setting: str, value: str) -> timedelta:
     try:
-        return parse_duration(lookback)
+        return parse_duration(value)
     except ValueError as error:
         raise QoveryConfigurationError(
-            f"Invalid lookback: {error}",
-            hint="Fix SOURCES__QOVERY__LOOKBACK or lookback under [sources.qovery].",
+            f"Invalid {setting}: {error}",
+            hint=f"Fix SOURCES__QOVERY__{setting.upper()} or {setting} under [sources.qovery].",
         ) from None
 
 

@@ -24,6 +24,8 @@ class DatabaseReport:
         rows: backups handed to dlt (new or changed, or re-read inside the lookback window).
         stop_reason: why paging ended, or the error that ended it.
         cursor_before / cursor_after: the database's `updated_at` cursor around the run.
+        full_scan: whether every page was read (first read, cadence, or `--full-scan`).
+        marked_deleted: backups this run's full scan found missing from the API.
     """
 
     database_id: str
@@ -35,6 +37,8 @@ class DatabaseReport:
     message: str = ""
     cursor_before: str | None = None
     cursor_after: str | None = None
+    full_scan: bool = False
+    marked_deleted: int = 0
 
 
 @dataclass
@@ -46,6 +50,8 @@ class RunSummary:
     # The databases the run loads; the source sets it, and `run_source` extracts them in
     # batches through it.
     catalog: Any = None
+    started_at: Any = None
+    databases_marked_deleted: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def report(self, database_id: str, name: str | None = None) -> DatabaseReport:
