@@ -143,11 +143,24 @@ def loaded_step_rows(pipeline: dlt.Pipeline) -> list[tuple]:
     )
 
 
-def assert_tables_match(pipeline: dlt.Pipeline, world: World, database_ids: Iterable[str]) -> None:
-    """Assert that `backups` and its steps table equal the simulator's truth, value by value."""
+def assert_tables_match(
+    pipeline: dlt.Pipeline,
+    world: World,
+    database_ids: Iterable[str],
+    deleted: Iterable[str] = (),
+) -> None:
+    """Assert that `backups` and its steps table equal the simulator's truth, value by value.
+
+    `deleted` names backups the API no longer lists: their rows must remain, marked with
+    `deleted_at`, and are left out of the value comparison.
+    """
     database_ids = list(database_ids)
+    deleted = set(deleted)
     expected = expected_backup_rows(world, database_ids)
     loaded = loaded_backup_rows(pipeline)
+    for backup_id in deleted:
+        assert backup_id in loaded, f"deleted backup {backup_id} lost its row"
+        assert loaded.pop(backup_id)["deleted_at"] is not None, f"backup {backup_id} not marked deleted"
     assert sorted(loaded) == sorted(expected), "backup ids differ from the simulator's"
     for backup_id, expected_row in expected.items():
         loaded_row = loaded[backup_id]
@@ -164,7 +177,8 @@ def assert_tables_match(pipeline: dlt.Pipeline, world: World, database_ids: Iter
             if not column.startswith("_dlt") and column not in expected_row and value is not None
         }
         assert stale == {}, f"backup {backup_id} keeps values the API does not send: {stale}"
-    assert loaded_step_rows(pipeline) == expected_step_rows(world, database_ids)
+    loaded_steps = [row for row in loaded_step_rows(pipeline) if row[0] not in deleted]
+    assert loaded_steps == expected_step_rows(world, database_ids)
     orphans = query(
         pipeline,
         "SELECT count(*) FROM backups__status__steps__details AS s "

@@ -118,8 +118,37 @@ def run_source(
             "Extracted %d of %d batches (%d databases)", number + 1, len(batches), len(batch)
         )
     result.load_info = pipeline.load()
+    _reconcile(pipeline, result)
     create_views(pipeline)
     return result
+
+
+def _reconcile(pipeline: dlt.Pipeline, result: RunResult) -> None:
+    """Mark backups a full scan no longer found, and databases discovery no longer finds."""
+    summary = result.summary
+    scanned = [
+        report.database_id
+        for report in summary.databases.values()
+        if report.full_scan and report.outcome == OUTCOME_LOADED and report.cursor_before
+    ]
+    catalog = summary.catalog
+    discovered = catalog is not None and catalog.found_ids is not None
+    if not scanned and not discovered:
+        return
+    if not reconcile.supports_sql(pipeline):
+        logger.warning(
+            "Destination %s has no SQL access, so deleted backups and databases are not marked",
+            pipeline.destination.destination_name,
+        )
+        return
+    load_ids = list(result.load_info.loads_ids) if result.load_info else []
+    marked = reconcile.mark_deleted_backups(pipeline, scanned, load_ids, summary.started_at)
+    for database_id, count in marked.items():
+        summary.databases[database_id].marked_deleted = count
+    if discovered:
+        summary.databases_marked_deleted = reconcile.mark_deleted_databases(
+            pipeline, catalog.organization_id, catalog.found_ids, summary.started_at
+        )
 
 
 def _normalize(pipeline: dlt.Pipeline, result: RunResult) -> None:

@@ -22,6 +22,12 @@ logger = logging.getLogger(__name__)
 
 
 def supports_sql(pipeline: dlt.Pipeline) -> bool:
+    """Whether the destination's tables accept UPDATE statements.
+
+    The filesystem destination offers a read-only SQL client over its files, so it does not.
+    """
+    if pipeline.destination is None or pipeline.destination.destination_name == "filesystem":
+        return False
     try:
         pipeline.sql_client()
     except Exception as error:  # dlt raises a destination-specific error for non-SQL ones

@@ -372,6 +372,32 @@ class World:
             del self._database_of_backup[backup_id]
             self._page_order.pop(backup.database_id, None)
 
+    def delete_backup_for_restore(self, backup_id: str) -> Backup:
+        """Delete a backup like ``delete_backup`` and return its record for ``restore_backup``."""
+        with self._lock:
+            backup = self._find_backup(backup_id)
+            self.delete_backup(backup_id)
+            return backup
+
+    def restore_backup(self, backup: Backup) -> None:
+        """Serve a deleted backup again, unchanged, as an API that lists it once more would."""
+        with self._lock:
+            self._serving_database(backup.database_id)
+            self._store(backup)
+
+    def remove_database(self, database_id: str) -> None:
+        """Delete a database with its backups, so discovery no longer finds it.
+
+        Raises:
+            KeyError: If the database does not exist.
+        """
+        with self._lock:
+            del self._databases[database_id]
+            for backup in self._backups.pop(database_id, []):
+                self._database_of_backup.pop(backup.id, None)
+            self._page_order.pop(database_id, None)
+            self._forbidden.discard(database_id)
+
     def set_forbidden(self, database_id: str, forbidden: bool = True) -> None:
         """Make the database's backup list return 403 (or serve it again with ``forbidden=False``).
 
