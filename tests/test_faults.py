@@ -88,9 +88,12 @@ def test_read_timeout_is_retried(tmp_path):
     world = small_world()
     ids = world.backup_database_ids()[:1]
     pipeline = make_pipeline(tmp_path)
-    with SimulatorServer(world, tokens=(TOKEN,), faults=Faults(slow_seconds=1.0, slow_every=2)) as server:
-        result = run(pipeline, server, database_ids=ids, **FAST_RETRIES)
-    # Requests 2 and 4 sleep past the 0.5 s read timeout. The 3 pages of 45 backups take
+    slow = Faults(slow_seconds=4.0, slow_every=2)
+    with SimulatorServer(world, tokens=(TOKEN,), faults=slow) as server:
+        # The margin between the read timeout and the slow answers keeps this exact on a
+        # loaded machine.
+        result = run(pipeline, server, database_ids=ids, **{**FAST_RETRIES, "read_timeout": 1.5})
+    # Requests 2 and 4 sleep past the 1.5 s read timeout. The 3 pages of 45 backups take
     # requests 1, 3 (page 2 retried) and 5 (page 3 retried).
     assert result.summary.requests.retries == 2
     assert result.summary.requests.requests == 5
