@@ -179,20 +179,34 @@ class QoveryClient:
         self.pacer = pacer or RequestPacer(settings.REQUESTS_PER_HOUR)
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
-        self._session = requests.Session()
-        self._session.auth = QoveryAuth(api_token.strip(), auth_scheme)
-        self._session.headers.update(
-            {"Accept": "application/json", "User-Agent": settings.USER_AGENT}
-        )
+        self._auth = QoveryAuth(api_token.strip(), auth_scheme)
+        # One session per thread: requests does not promise that a Session is thread-safe,
+        # and databases are read from several threads.
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
         self._lock = threading.Lock()
         self.stats = RequestStats()
 
     @property
     def auth_scheme(self) -> AuthScheme:
-        return self._session.auth.scheme
+        return self._auth.scheme
 
     def close(self) -> None:
-        self._session.close()
+        with self._lock:
+            for session in self._sessions:
+                session.close()
+            self._sessions.clear()
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.auth = self._auth
+            session.headers.update({"Accept": "application/json", "User-Agent": settings.USER_AGENT})
+            self._local.session = session
+            with self._lock:
+                self._sessions.append(session)
+        return session
 
     def get_json(
         self, path: str, params: Mapping[str, str] | None = None, category: str = "backups"
@@ -247,7 +261,7 @@ class QoveryClient:
             self.stats.paced_seconds += paced
         logger.debug("GET %s %s", path, dict(params or {}))
         try:
-            response = self._session.get(
+            response = self._session().get(
                 url, params=params, timeout=self.timeout, allow_redirects=False
             )
         except (requests.ConnectionError, requests.Timeout) as error:

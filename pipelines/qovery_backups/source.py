@@ -38,6 +38,7 @@ from qovery_backups.client import (
     QoveryResponseError,
     RetryPolicy,
 )
+from qovery_backups.concurrency import fan_in
 from qovery_backups.discovery import (
     DatabaseCatalog,
     DatabaseInfo,
@@ -136,6 +137,7 @@ def qovery_source(
     max_retry_wait: float = settings.MAX_RETRY_WAIT_SECONDS,
     retry_backoff: float = settings.RETRY_BACKOFF_SECONDS,
     requests_per_hour: int = settings.REQUESTS_PER_HOUR,
+    concurrency: int = settings.CONCURRENCY,
     summary: Optional[RunSummary] = None,
 ) -> Sequence[DltResource]:
     """Load the backup history of Qovery databases, and the databases themselves.
@@ -168,6 +170,7 @@ def qovery_source(
         max_retry_wait: the most seconds one request may wait across its retries.
         retry_backoff: the first wait before a retry, in seconds; each later wait doubles.
         requests_per_hour: the request budget this run keeps to (0 turns pacing off).
+        concurrency: how many databases are read at once; all share the request budget.
         summary: filled in with what each database's extraction did.
     """
     lookback_delta = _parse_duration_setting("lookback", lookback)
@@ -178,6 +181,7 @@ def qovery_source(
     _check_number("max_retry_wait", max_retry_wait, minimum=0)
     _check_number("retry_backoff", retry_backoff, minimum=0)
     _check_number("requests_per_hour", requests_per_hour, minimum=0)
+    _check_number("concurrency", concurrency, minimum=1)
     ids = _validate_ids(normalize_choices(database_ids), "database_ids", "DATABASE_IDS")
     if organization_id:
         _validate_ids((organization_id.strip(),), "organization_id", "ORGANIZATION_ID")
@@ -214,7 +218,9 @@ def qovery_source(
         filters=filters,
     )
     summary.catalog = catalog
-    scan = ScanPolicy(lookback_delta, full_scan_delta, bool(full_scan), datetime.now(timezone.utc))
+    scan = ScanPolicy(
+        lookback_delta, full_scan_delta, bool(full_scan), datetime.now(timezone.utc), concurrency
+    )
     summary.started_at = scan.now
     return [databases_resource(catalog), backups_resource(client, catalog, scan, summary)]
 
@@ -227,6 +233,7 @@ class ScanPolicy:
     full_scan_every: timedelta
     force_full_scan: bool
     now: datetime
+    concurrency: int = settings.CONCURRENCY
 
     def window(self, state: dict[str, Any] | None) -> BackupWindow:
         return BackupWindow(
@@ -267,9 +274,10 @@ def backups_resource(
     """Build the `backups` resource, which keeps one `updated_at` cursor per database.
 
     One resource reads every database, and its state maps each database id to that
-    database's own cursor and in-flight backups (see `incremental`). A database whose newest backup is older than another database's
-    cursor therefore still gets its new backups, and a database added later starts with no
-    cursor and gets its full history.
+    database's own cursor and in-flight backups (see `incremental`). A database whose newest
+    backup is older than another database's cursor therefore still gets its new backups, and a
+    database added later starts with no cursor and gets its full history. Up to
+    `scan.concurrency` databases are read at once.
     """
 
     def backups() -> Iterator[list[dict[str, Any]]]:
@@ -285,11 +293,17 @@ def backups_resource(
                 f"{catalog.organization_id}. Check the id and the organization."
             )
             logger.error("Database %s: %s", database_id, report.message)
-        for database in catalog.selected():
-            report = summary.report(database.id, database.name)
-            yield from _read_database(
-                client, database, catalog.uses_discovery, states, scan, report
-            )
+        databases = catalog.selected()
+        for database in databases:
+            # Created in catalog order, so the summary lists databases in a stable order
+            # whichever worker finishes first.
+            summary.report(database.id, database.name)
+
+        def read(database: DatabaseInfo) -> Iterator[list[dict[str, Any]]]:
+            report = summary.report(database.id)
+            return _read_database(client, database, catalog.uses_discovery, states, scan, report)
+
+        yield from fan_in(databases, read, workers=scan.concurrency)
 
     return dlt.resource(
         backups,
