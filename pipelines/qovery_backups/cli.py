@@ -151,6 +151,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="drop the loaded tables and cursors first and reload every backup",
     )
     run.add_argument(
+        "--concurrency",
+        type=int,
+        metavar="N",
+        help=f"databases read at once, sharing the request budget (default: {settings.CONCURRENCY})",
+    )
+    run.add_argument(
+        "--progress",
+        choices=["auto", "log", "off"],
+        default="auto",
+        help="show dlt's progress (rows and load steps) on stderr: auto shows it when stderr "
+        "is a terminal (default: %(default)s)",
+    )
+    run.add_argument(
         "--loader-file-format",
         choices=["parquet", "jsonl", "csv"],
         help="format of the files dlt writes, e.g. parquet for the filesystem destination "
@@ -274,14 +287,28 @@ def command_run(args: argparse.Namespace) -> int:
         "base_url",
         "lookback",
         "loader_file_format",
+        "full_scan",
+        "concurrency",
     )
     options = {name: getattr(args, name) for name in names if getattr(args, name)}
-    pipeline = build_pipeline(args.pipeline_name, args.destination, args.dataset_name)
+    pipeline = build_pipeline(
+        args.pipeline_name,
+        args.destination,
+        args.dataset_name,
+        progress=progress_collector(args.progress),
+    )
     code = execute(pipeline, reset=args.reset, summary_format=args.summary_format, **options)
     if args.check is None or code == EXIT_USAGE:
         return code
     check_code = print_freshness(pipeline, args.check, args)
     return code if code != EXIT_OK else check_code
+
+
+def progress_collector(choice: str) -> str | None:
+    """Map --progress to a dlt collector name: `log` prints progress lines to stderr."""
+    if choice == "log" or (choice == "auto" and sys.stderr.isatty()):
+        return "log"
+    return None
 
 
 def command_check(args: argparse.Namespace) -> int:

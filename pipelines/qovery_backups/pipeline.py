@@ -38,12 +38,13 @@ def build_pipeline(
     `destination` is a dlt destination name (`duckdb`, `postgres`, `bigquery`, …) or a
     destination object; credentials come from dlt's configuration as usual.
     """
+    options: dict[str, Any] = {"progress": progress} if progress else {}
     return dlt.pipeline(
         pipeline_name=pipeline_name,
         destination=destination,
         dataset_name=dataset_name,
         pipelines_dir=pipelines_dir,
-        progress=progress,
+        **options,
     )
 
 
