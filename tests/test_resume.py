@@ -44,6 +44,16 @@ def wait_for_request(server: SimulatorServer, database_id: str, timeout: float =
     raise AssertionError(f"no request for database {database_id} within {timeout} s")
 
 
+def wait_until_idle(server: SimulatorServer, quiet: float = 0.5) -> None:
+    """Return once the server has logged no new request for `quiet` seconds."""
+    count = server.count()
+    while True:
+        time.sleep(quiet)
+        if server.count() == count:
+            return
+        count = server.count()
+
+
 def test_sigkill_mid_backfill_resumes_exactly(tmp_path):
     world = twelve_database_world()
     ids = world.backup_database_ids()
@@ -72,7 +82,7 @@ def test_sigkill_mid_backfill_resumes_exactly(tmp_path):
             process.wait(timeout=30)
         assert process.returncode == -signal.SIGKILL
         # Requests the killed process had in flight may still be logged by server threads.
-        time.sleep(0.5)
+        wait_until_idle(server)
         server.reset_log()
 
         result = run(pipeline_in(tmp_path), server)
