@@ -143,6 +143,28 @@ def loaded_step_rows(pipeline: dlt.Pipeline) -> list[tuple]:
     )
 
 
+def assert_backup_rows_equal(
+    loaded: dict[str, dict[str, Any]], expected: dict[str, dict[str, Any]]
+) -> None:
+    """Assert that loaded rows, keyed by backup id, hold exactly the expected values."""
+    assert sorted(loaded) == sorted(expected), "backup ids differ from the simulator's"
+    for backup_id, expected_row in expected.items():
+        loaded_row = loaded[backup_id]
+        differences = {
+            column: (loaded_row.get(column), value)
+            for column, value in expected_row.items()
+            if loaded_row.get(column) != value
+        }
+        assert differences == {}, f"backup {backup_id} differs (loaded, expected): {differences}"
+        # A field the API no longer sends must not keep a stale value either.
+        stale = {
+            column: value
+            for column, value in loaded_row.items()
+            if not column.startswith("_dlt") and column not in expected_row and value is not None
+        }
+        assert stale == {}, f"backup {backup_id} keeps values the API does not send: {stale}"
+
+
 def assert_tables_match(
     pipeline: dlt.Pipeline,
     world: World,
@@ -161,22 +183,7 @@ def assert_tables_match(
     for backup_id in deleted:
         assert backup_id in loaded, f"deleted backup {backup_id} lost its row"
         assert loaded.pop(backup_id)["deleted_at"] is not None, f"backup {backup_id} not marked deleted"
-    assert sorted(loaded) == sorted(expected), "backup ids differ from the simulator's"
-    for backup_id, expected_row in expected.items():
-        loaded_row = loaded[backup_id]
-        differences = {
-            column: (loaded_row.get(column), value)
-            for column, value in expected_row.items()
-            if loaded_row.get(column) != value
-        }
-        assert differences == {}, f"backup {backup_id} differs (loaded, expected): {differences}"
-        # A field the API no longer sends must not keep a stale value either.
-        stale = {
-            column: value
-            for column, value in loaded_row.items()
-            if not column.startswith("_dlt") and column not in expected_row and value is not None
-        }
-        assert stale == {}, f"backup {backup_id} keeps values the API does not send: {stale}"
+    assert_backup_rows_equal(loaded, expected)
     loaded_steps = [row for row in loaded_step_rows(pipeline) if row[0] not in deleted]
     assert loaded_steps == expected_step_rows(world, database_ids)
     orphans = query(

@@ -21,6 +21,7 @@ from conftest import (
     NOW,
     TIMESTAMP_COLUMNS,
     TOKEN,
+    assert_backup_rows_equal,
     expected_backup_rows,
     expected_step_rows,
     run,
@@ -108,21 +109,7 @@ def assert_files_match(lake: Path, world: World) -> None:
     expected = expected_backup_rows(world, database_ids)
     loaded, steps = read_latest(lake)
 
-    assert sorted(loaded) == sorted(expected), "backup ids differ from the simulator's"
-    for backup_id, expected_row in expected.items():
-        loaded_row = loaded[backup_id]
-        differences = {
-            column: (loaded_row.get(column), value)
-            for column, value in expected_row.items()
-            if loaded_row.get(column) != value
-        }
-        assert differences == {}, f"backup {backup_id} differs (loaded, expected): {differences}"
-        stale = {
-            column: value
-            for column, value in loaded_row.items()
-            if not column.startswith("_dlt") and column not in expected_row and value is not None
-        }
-        assert stale == {}, f"backup {backup_id} keeps values the API does not send: {stale}"
+    assert_backup_rows_equal(loaded, expected)
     assert steps == expected_step_rows(world, database_ids)
 
 
