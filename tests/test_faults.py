@@ -10,7 +10,9 @@ import pytest
 from conftest import NOW, TOKEN, assert_tables_match, make_pipeline, query, run
 from qovery_backups.simulator import Faults, SimulatorServer, World
 
-FAST_RETRIES = {"retry_backoff": 0.01, "max_attempts": 4, "read_timeout": 0.5}
+# The faults fire by the server's request counter, so the matrix reads one database at a time
+# to keep which request meets which fault the same on every run.
+FAST_RETRIES = {"retry_backoff": 0.01, "max_attempts": 4, "read_timeout": 0.5, "concurrency": 1}
 
 
 def small_world() -> World:
@@ -82,6 +84,19 @@ def test_unrecoverable_fault_fails_clearly_then_recovers(tmp_path, faults):
     assert result.summary.with_outcome("failed") == []
     assert_tables_match(pipeline, world, ids)
     assert duplicate_ids(pipeline) == []
+
+
+def test_concurrent_reads_survive_a_5xx_burst(tmp_path):
+    """A burst of 3 errors meets one database at most 3 times, fewer than its 4 attempts,
+    however the 4 workers interleave."""
+    world = small_world()
+    ids = world.backup_database_ids()
+    pipeline = make_pipeline(tmp_path)
+    with SimulatorServer(world, tokens=(TOKEN,), faults=Faults(server_error_burst=(2, 3, 503))) as server:
+        result = run(pipeline, server, database_ids=ids, **{**FAST_RETRIES, "concurrency": 4})
+    assert result.summary.with_outcome("failed") == []
+    assert result.summary.requests.retries == 3
+    assert_tables_match(pipeline, world, ids)
 
 
 def test_read_timeout_is_retried(tmp_path):
