@@ -150,10 +150,10 @@ class RetryPolicy:
 
 
 class QoveryClient:
-    """A requests session bound to one Qovery API base URL and token.
+    """Requests to one Qovery API base URL with one token.
 
-    Thread-safe for concurrent `get_json` calls: the request counter is guarded by a lock,
-    and requests' session may be shared between threads for plain GET requests.
+    Thread-safe: each thread gets its own requests session, and the counters and the pacer
+    are shared under locks.
     """
 
     def __init__(
