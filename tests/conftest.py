@@ -27,6 +27,9 @@ def isolated_config(monkeypatch, tmp_path):
         if name.startswith(("SOURCES__", "DESTINATION__", "QOVERY")) or name == "API_TOKEN":
             monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
+    # Pipelines a test creates by name (through the CLI) must not land in the user's dlt
+    # folder, where a later real run would attach to them.
+    monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "dlt_data"))
 
 
 @pytest.fixture

@@ -18,14 +18,18 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from typing import Sequence
 
+import dlt
 from dlt.common.configuration.exceptions import (
     ConfigFieldMissingException,
     ConfigValueCannotBeCoercedException,
     LookupTraces,
 )
+from dlt.common.destination.exceptions import UnknownDestinationModule
+from dlt.destinations.exceptions import DatabaseException
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from qovery_backups import settings
@@ -68,6 +72,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             "which reads the remaining databases from their previous cursors."
         )
         return EXIT_FAILED
+    except BrokenPipeError:
+        # The reader of stdout went away (`qovery-backups run | head`); the run itself is done.
+        sys.stdout = open(os.devnull, "w")
+        return EXIT_OK
+    except UnknownDestinationModule as error:
+        logger.error(
+            "Unknown destination %r: use a dlt destination name such as duckdb, postgres, "
+            "bigquery, snowflake, motherduck or filesystem.",
+            error.ref,
+        )
+        return EXIT_USAGE
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -271,6 +286,11 @@ def configure_logging(level: str, log_format: str = "text") -> None:
         handler.setFormatter(JsonLogFormatter())
         # Python warnings would otherwise reach stderr as plain text between the JSON lines.
         logging.captureWarnings(True)
+        # dlt logs through its own handler and format; route it through the JSON handler.
+        dlt_logger = logging.getLogger("dlt")
+        for dlt_handler in list(dlt_logger.handlers):
+            dlt_logger.removeHandler(dlt_handler)
+        dlt_logger.propagate = True
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.WARNING, handlers=[handler])
@@ -290,10 +310,10 @@ def command_run(args: argparse.Namespace) -> int:
         "full_scan",
         "concurrency",
     )
-    options = {name: getattr(args, name) for name in names if getattr(args, name)}
+    options = {name: getattr(args, name) for name in names if getattr(args, name) not in (None, False, [])}
     pipeline = build_pipeline(
         args.pipeline_name,
-        args.destination,
+        destination_for(args.destination, args.pipeline_name),
         args.dataset_name,
         progress=progress_collector(args.progress),
     )
@@ -311,8 +331,26 @@ def progress_collector(choice: str) -> str | None:
     return None
 
 
+def destination_for(name: str, pipeline_name: str):
+    """Return the destination to build, placing a DuckDB file in the working directory.
+
+    dlt would otherwise keep using the folder of the pipeline's first run. A DuckDB path set
+    in dlt's configuration (`DESTINATION__DUCKDB__CREDENTIALS`) still wins.
+    """
+    if name != "duckdb":
+        return name
+    configured = dlt.config.get("destination.duckdb.credentials") or dlt.secrets.get(
+        "destination.duckdb.credentials"
+    )
+    if configured:
+        return name
+    return dlt.destinations.duckdb(os.path.abspath(f"{pipeline_name}.duckdb"))
+
+
 def command_check(args: argparse.Namespace) -> int:
-    pipeline = build_pipeline(args.pipeline_name, args.destination, args.dataset_name)
+    pipeline = build_pipeline(
+        args.pipeline_name, destination_for(args.destination, args.pipeline_name), args.dataset_name
+    )
     return print_freshness(pipeline, args.max_age, args)
 
 
@@ -328,6 +366,13 @@ def print_freshness(pipeline, max_age, args: argparse.Namespace) -> int:
         )
     except CheckDataError as error:
         logger.error("%s", error)
+        return EXIT_USAGE
+    except DatabaseException as error:
+        logger.error(
+            "Could not read the loaded tables: %s. If another process holds the DuckDB file, "
+            "close it and run the check again.",
+            error,
+        )
         return EXIT_USAGE
     output_format = getattr(args, "format", "text")
     print(format_json(report) if output_format == "json" else format_text(report))
@@ -430,7 +475,7 @@ def report_failure(error: BaseException) -> int:
     else:
         logger.error("Run failed: %s", error)
     logger.error(
-        "Batches of databases extracted before the failure are loaded by the next run; the "
+        "Any batch of databases extracted before the failure is loaded by the next run; the "
         "other databases are read again from their previous cursors."
     )
     return EXIT_FAILED

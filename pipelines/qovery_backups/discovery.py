@@ -14,6 +14,8 @@ from typing import Any, Iterable, Mapping, Sequence
 from qovery_backups.client import (
     QoveryClient,
     QoveryConfigurationError,
+    QoveryForbiddenError,
+    QoveryNotFoundError,
     QoveryResponseError,
 )
 
@@ -109,7 +111,16 @@ def resolve_organization_id(client: QoveryClient) -> str:
 def discover_databases(client: QoveryClient, organization_id: str) -> list[DatabaseInfo]:
     """Walk the organization's projects and environments and return every database."""
     databases = []
-    projects = _results(client, f"/organization/{organization_id}/project")
+    try:
+        projects = _results(client, f"/organization/{organization_id}/project")
+    except (QoveryNotFoundError, QoveryForbiddenError) as error:
+        raise QoveryConfigurationError(
+            f"Organization {organization_id} was not found or may not be read with this token "
+            f"({error.status}).",
+            path=error.path,
+            hint="Check --organization-id, SOURCES__QOVERY__ORGANIZATION_ID or organization_id "
+            "under [sources.qovery], and that the token belongs to that organization.",
+        ) from None
     for project in projects:
         environments = _results(client, f"/project/{project['id']}/environment")
         for environment in environments:

@@ -32,8 +32,9 @@ MAX_PENDING_AGE = timedelta(days=7)
 # shortens waits on latency without raising the request rate above the budget.
 CONCURRENCY = 4
 
-# Databases extracted into one load package. An interrupted run keeps every finished batch,
-# and each batch adds a few tens of milliseconds of dlt bookkeeping to a run.
+# Databases extracted into one load package. An interrupted run keeps every finished batch.
+# Each batch adds about 0.3 s of dlt bookkeeping, and a larger package raises peak memory
+# (measured in docs/benchmarks.md).
 DATABASES_PER_EXTRACT = 5
 
 PIPELINE_NAME = "qovery_backups"

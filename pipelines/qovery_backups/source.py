@@ -40,6 +40,7 @@ from qovery_backups.client import (
 )
 from qovery_backups.concurrency import fan_in
 from qovery_backups.discovery import (
+    ENVIRONMENT_MODES,
     DatabaseCatalog,
     DatabaseInfo,
     DiscoveryFilters,
@@ -184,9 +185,20 @@ def qovery_source(
     _check_number("concurrency", concurrency, minimum=1)
     ids = _validate_ids(normalize_choices(database_ids), "database_ids", "DATABASE_IDS")
     if organization_id:
-        _validate_ids((organization_id.strip(),), "organization_id", "ORGANIZATION_ID")
+        (organization_id,) = _validate_ids(
+            (organization_id.strip(),), "organization_id", "ORGANIZATION_ID"
+        )
+    modes = normalize_choices(environment_modes)
+    unknown_modes = [mode for mode in modes if mode.upper() not in ENVIRONMENT_MODES]
+    if unknown_modes:
+        raise QoveryConfigurationError(
+            f"Invalid environment mode {unknown_modes[0]!r}: use one of "
+            f"{', '.join(ENVIRONMENT_MODES)}.",
+            hint="Fix --environment-mode, SOURCES__QOVERY__ENVIRONMENT_MODES or "
+            "environment_modes under [sources.qovery].",
+        )
     filters = DiscoveryFilters(
-        environment_modes=normalize_choices(environment_modes),
+        environment_modes=modes,
         project_names=normalize_choices(project_names),
         database_types=normalize_choices(database_types),
     )
@@ -368,8 +380,11 @@ def _read_database(
     except QoveryForbiddenError as error:
         _fail(report, error, "forbidden", logging.WARNING)
         return
-    except (QoveryRetriableError, QoveryResponseError) as error:
-        _fail(report, error, "failed", logging.ERROR)
+    except QoveryRetriableError as error:
+        _fail(report, error, "failed", logging.ERROR, error.status or "no response")
+        return
+    except QoveryResponseError as error:
+        _fail(report, error, "failed", logging.ERROR, "unusable response")
         return
 
     report.outcome = OUTCOME_LOADED
@@ -409,11 +424,17 @@ def _skip_missing(database: DatabaseInfo, report: DatabaseReport) -> None:
         )
 
 
-def _fail(report: DatabaseReport, error: QoveryError, reason: str, level: int) -> None:
+def _fail(
+    report: DatabaseReport,
+    error: QoveryError,
+    reason: str,
+    level: int,
+    detail: object = None,
+) -> None:
     # The database's cursor stays where it was, so the next run reads it again; rows
     # already yielded are true and are loaded with the others.
     report.outcome = OUTCOME_FAILED
-    report.stop_reason = f"{reason} ({error.status or type(error).__name__})"
+    report.stop_reason = f"{reason} ({detail or error.status})"
     report.message = str(error)
     logger.log(
         level,
@@ -438,11 +459,13 @@ def _parse_duration_setting(setting: str, value: str) -> timedelta:
     except ValueError as error:
         raise QoveryConfigurationError(
             f"Invalid {setting}: {error}",
-            hint=f"Fix SOURCES__QOVERY__{setting.upper()} or {setting} under [sources.qovery].",
+            hint=f"Fix --{setting.replace('_', '-')}, SOURCES__QOVERY__{setting.upper()} or "
+            f"{setting} under [sources.qovery].",
         ) from None
 
 
 def _validate_ids(ids: Sequence[str], setting: str, env_suffix: str) -> list[str]:
+    """Return the ids in canonical lowercase form, or raise naming the first invalid one."""
     invalid = [value for value in ids if not _is_uuid(value)]
     if invalid:
         raise QoveryConfigurationError(
@@ -452,7 +475,7 @@ def _validate_ids(ids: Sequence[str], setting: str, env_suffix: str) -> list[str
             ".dlt/config.toml, or the matching CLI option. The Qovery console shows ids in "
             "its URLs.",
         )
-    return list(dict.fromkeys(ids))
+    return list(dict.fromkeys(str(uuid.UUID(value)) for value in ids))
 
 
 def _is_uuid(value: str) -> bool:
