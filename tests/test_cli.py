@@ -365,3 +365,54 @@ def test_console_script_runs(small_world, tmp_path):
     assert TOKEN not in completed.stdout
     assert TOKEN not in completed.stderr
     assert count_rows(tmp_path / "qovery_backups.duckdb", "qovery.backups") == 5
+
+
+# ----- input a user mistypes, and where the data lands -----
+
+
+def test_unknown_environment_mode_exits_2(server, token_env, caplog):
+    code = main(["run", "--base-url", server.base_url, "--environment-mode", "PRODUCTON"])
+
+    assert code == 2
+    assert "Invalid environment mode 'PRODUCTON'" in caplog.text
+    assert server.count() == 0
+
+
+def test_unknown_organization_exits_2(server, token_env, caplog):
+    code = main(["run", "--base-url", server.base_url, "--organization-id", UNKNOWN_DATABASE_ID])
+
+    assert code == 2
+    assert f"Organization {UNKNOWN_DATABASE_ID} was not found" in caplog.text
+    assert "--organization-id" in caplog.text
+
+
+def test_unknown_destination_exits_2(token_env, caplog):
+    code = main(["run", "--destination", "postgress", "--database-id", UNKNOWN_DATABASE_ID])
+
+    assert code == 2
+    assert "Unknown destination 'postgress'" in caplog.text
+
+
+def test_uppercase_database_id_is_canonical(server, demo_world, token_env, dlt_data_dir):
+    orders = database_id(demo_world, "orders")
+
+    code = main(["run", "--base-url", server.base_url, "--database-id", orders.upper()])
+
+    assert code == 0
+    assert count_rows(Path("qovery_backups.duckdb"), "qovery.backups") == 120
+
+
+def test_duckdb_file_follows_working_directory(server, token_env, tmp_path, monkeypatch):
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    arguments = ["run", "--base-url", server.base_url]
+
+    monkeypatch.chdir(first)
+    assert main(arguments) == 0
+    monkeypatch.chdir(second)
+    assert main(arguments) == 0
+
+    assert (first / "qovery_backups.duckdb").exists()
+    assert (second / "qovery_backups.duckdb").exists()
+    assert count_rows(second / "qovery_backups.duckdb", "qovery.databases") == 6
