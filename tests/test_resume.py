@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -54,6 +55,19 @@ def wait_until_idle(server: SimulatorServer, quiet: float = 0.5) -> None:
         count = server.count()
 
 
+def committed_databases(folder: Path) -> set[str]:
+    """Databases whose cursors an extraction committed to the local pipeline state."""
+    state_file = folder / "data" / "pipelines" / "qovery_resume" / "state.json"
+    if not state_file.exists():
+        return set()
+    try:
+        state = json.loads(state_file.read_text())
+    except ValueError:  # caught while dlt rewrites it
+        return set()
+    resources = state.get("sources", {}).get("qovery", {}).get("resources", {})
+    return set(resources.get("backups", {}).get("databases", {}))
+
+
 def test_sigkill_mid_backfill_resumes_exactly(tmp_path):
     world = twelve_database_world()
     ids = world.backup_database_ids()
@@ -69,18 +83,25 @@ def test_sigkill_mid_backfill_resumes_exactly(tmp_path):
         command = [
             sys.executable, "-m", "qovery_backups.cli", "run",
             "--pipeline-name", "qovery_resume", "--dataset-name", "qovery",
+            # Packages of about two databases, so the backfill takes several.
+            "--backups-per-extract", "60", "--concurrency", "2",
         ]
         process = subprocess.Popen(
             command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
         try:
-            # Databases are extracted five at a time: the eighth is in the second batch,
-            # so the first batch is extracted and committed when it is requested.
-            wait_for_request(server, ids[7])
+            # Kill once a package is committed and a database outside it is being read.
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                committed = committed_databases(tmp_path)
+                if committed and set(backup_requests(server)) - committed:
+                    break
+                time.sleep(0.01)
         finally:
             process.send_signal(signal.SIGKILL)
             process.wait(timeout=30)
         assert process.returncode == -signal.SIGKILL
+        committed = committed_databases(tmp_path)
         # Requests the killed process had in flight may still be logged by server threads.
         wait_until_idle(server)
         server.reset_log()
@@ -88,9 +109,10 @@ def test_sigkill_mid_backfill_resumes_exactly(tmp_path):
         result = run(pipeline_in(tmp_path), server)
 
         requests = backup_requests(server)
-    assert {database_id: requests[database_id] for database_id in ids[:5]} == dict.fromkeys(ids[:5], 1)
-    expected_full = full_history_pages(BACKUPS_PER_DATABASE)
-    assert {database_id: requests[database_id] for database_id in ids[5:]} == dict.fromkeys(ids[5:], expected_full)
+    assert 0 < len(committed) < len(ids)
+    full = full_history_pages(BACKUPS_PER_DATABASE)
+    expected = {database_id: 1 if database_id in committed else full for database_id in ids}
+    assert requests == expected
     assert_tables_match(pipeline_in(tmp_path), world, ids)
     assert result.summary.with_outcome("failed") == []
 

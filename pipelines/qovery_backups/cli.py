@@ -166,6 +166,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="drop the loaded tables and cursors first and reload every backup",
     )
     run.add_argument(
+        "--backups-per-extract",
+        type=int,
+        metavar="N",
+        help="start no further database in a load package once it holds N backups; an "
+        f"interrupted run keeps every finished package (default: {settings.BACKUPS_PER_EXTRACT})",
+    )
+    run.add_argument(
         "--concurrency",
         type=int,
         metavar="N",
@@ -317,6 +324,10 @@ def command_run(args: argparse.Namespace) -> int:
         args.dataset_name,
         progress=progress_collector(args.progress),
     )
+    if args.backups_per_extract is not None:
+        if args.backups_per_extract < 1:
+            return fail_configuration("--backups-per-extract must be at least 1.")
+        options["backups_per_extract"] = args.backups_per_extract
     code = execute(pipeline, reset=args.reset, summary_format=args.summary_format, **options)
     if args.check is None or code == EXIT_USAGE:
         return code

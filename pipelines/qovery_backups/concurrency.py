@@ -29,16 +29,21 @@ def fan_in(
     read: Callable[[Item], Iterator[Page]],
     workers: int,
     max_pending_pages: int = 32,
+    may_start: Callable[[], bool] = lambda: True,
 ) -> Iterator[Page]:
-    """Yield the pages of `read(item)` for every item, reading up to `workers` items at once.
+    """Yield the pages of `read(item)` for items in order, reading up to `workers` at once.
 
-    With one worker, items are read in order in the calling thread. An exception raised by
-    a reader stops the other readers and is raised here. Closing the generator early stops
-    the readers too.
+    Before each item after the first, `may_start()` is asked; once it returns False no
+    further item starts, and the items already started are read to the end. With one
+    worker, items are read in order in the calling thread. An exception raised by a reader
+    stops the other readers and is raised here. Closing the generator early stops the
+    readers too.
     """
     items = list(items)
     if workers <= 1 or len(items) <= 1:
-        for item in items:
+        for index, item in enumerate(items):
+            if index and not may_start():
+                return
             yield from read(item)
         return
 
@@ -65,14 +70,31 @@ def fan_in(
             put(_DONE)
 
     executor = ThreadPoolExecutor(max_workers=min(workers, len(items)), thread_name_prefix="qovery")
+    waiting = iter(items)
+    running = 0
+
+    def start_next() -> bool:
+        nonlocal running
+        item = next(waiting, _DONE)
+        if item is _DONE:
+            return False
+        executor.submit(worker, item)
+        running += 1
+        return True
+
     try:
-        for item in items:
-            executor.submit(worker, item)
-        remaining = len(items)
-        while remaining:
+        # The first item always starts, so every call makes progress.
+        started = start_next()
+        while started and running < workers and may_start():
+            started = start_next()
+        while running:
             value = pages.get()
             if value is _DONE:
-                remaining -= 1
+                running -= 1
+                if started and may_start():
+                    started = start_next()
+                else:
+                    started = False
             elif isinstance(value, _Failure):
                 raise value.error
             else:

@@ -197,6 +197,10 @@ class DatabaseCatalog:
     # Every database discovery found, before filters; None when discovery did not run.
     found_ids: tuple[str, ...] | None = None
     _selection: frozenset[str] | None = None
+    max_databases: int | None = None
+    max_backups: int | None = None
+    # Databases the current extraction has started to read, in start order.
+    started_ids: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -210,9 +214,21 @@ class DatabaseCatalog:
                 self._databases = self._resolve()
             return self._databases
 
-    def select(self, database_ids: Iterable[str] | None) -> None:
-        """Restrict `selected()` to these databases, or lift the restriction with None."""
+    def select(
+        self,
+        database_ids: Iterable[str] | None,
+        max_databases: int | None = None,
+        max_backups: int | None = None,
+    ) -> None:
+        """Restrict the next extraction to these databases (None lifts the restriction).
+
+        The extraction starts no further database once it has started `max_databases` or
+        yielded `max_backups` backups; `started_ids` then lists the databases it read.
+        """
         self._selection = None if database_ids is None else frozenset(database_ids)
+        self.max_databases = max_databases
+        self.max_backups = max_backups
+        self.started_ids = []
 
     def selected(self) -> list[DatabaseInfo]:
         """Return the databases the current extraction reads: all, unless `select` narrowed them."""

@@ -52,10 +52,14 @@ def run_source(
     pipeline: dlt.Pipeline,
     reset: bool = False,
     databases_per_extract: int = settings.DATABASES_PER_EXTRACT,
+    backups_per_extract: int = settings.BACKUPS_PER_EXTRACT,
     loader_file_format: str | None = None,
     **source_options: Any,
 ) -> RunResult:
     """Extract the Qovery source in batches of databases, then normalize and load it.
+
+    A batch ends when it has started `databases_per_extract` databases or yielded
+    `backups_per_extract` backups; databases already being read then finish in it.
 
     After the load, the analytics views are created or replaced (see `analytics`).
 
@@ -67,8 +71,10 @@ def run_source(
     Args:
         pipeline: the pipeline from `build_pipeline`.
         reset: drop the source's tables and cursors first, so the run reloads every backup.
-        databases_per_extract: databases per load package; smaller resumes at a finer grain,
-            larger costs less per database.
+        databases_per_extract: the most databases in one load package.
+        backups_per_extract: once a package holds this many backups, no further database
+            starts in it. Smaller packages resume at a finer grain and need less memory;
+            larger ones cost less dlt bookkeeping per database.
         loader_file_format: the format of the load files, such as `parquet` for the
             `filesystem` destination. None picks Parquet for DuckDB and MotherDuck and the
             destination's preferred format elsewhere.
@@ -102,13 +108,14 @@ def run_source(
             settings.SOURCE_NAME,
             pipeline.dataset_name,
         )
-    databases = summary.catalog.databases()
-    batches = [
-        databases[start : start + databases_per_extract]
-        for start in range(0, len(databases), databases_per_extract)
-    ] or [[]]
-    for number, batch in enumerate(batches):
-        summary.catalog.select(database.id for database in batch)
+    remaining = summary.catalog.databases()
+    number = 0
+    while True:
+        summary.catalog.select(
+            [database.id for database in remaining],
+            max_databases=databases_per_extract,
+            max_backups=backups_per_extract,
+        )
         resources = [settings.BACKUPS_TABLE]
         if number == 0:
             resources.append(settings.DATABASES_TABLE)
@@ -118,9 +125,17 @@ def run_source(
             loader_file_format=loader_file_format,
         )
         _normalize(pipeline, result)
+        started = set(summary.catalog.started_ids)
+        remaining = [database for database in remaining if database.id not in started]
+        number += 1
         logger.info(
-            "Extracted %d of %d batches (%d databases)", number + 1, len(batches), len(batch)
+            "Extracted batch %d (%d databases); %d databases remain",
+            number,
+            len(started),
+            len(remaining),
         )
+        if not remaining or not started:
+            break
     result.load_info = pipeline.load()
     _reconcile(pipeline, result)
     create_views(pipeline)

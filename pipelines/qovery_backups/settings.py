@@ -32,10 +32,12 @@ MAX_PENDING_AGE = timedelta(days=7)
 # shortens waits on latency without raising the request rate above the budget.
 CONCURRENCY = 4
 
-# Databases extracted into one load package. An interrupted run keeps every finished batch.
-# Each batch adds about 0.3 s of dlt bookkeeping, and a larger package raises peak memory
-# (measured in docs/benchmarks.md).
-DATABASES_PER_EXTRACT = 5
+# Limits of one load package. A run interrupted by an error, Ctrl-C or a kill keeps every
+# finished package. Each package adds about 0.3 s of dlt bookkeeping, and peak memory grows
+# with its size (measured in docs/benchmarks.md): a package stops taking new databases once
+# it holds BACKUPS_PER_EXTRACT backups, and databases already being read finish in it.
+DATABASES_PER_EXTRACT = 50
+BACKUPS_PER_EXTRACT = 10_000
 
 PIPELINE_NAME = "qovery_backups"
 DATASET_NAME = "qovery"

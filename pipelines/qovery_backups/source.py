@@ -312,10 +312,20 @@ def backups_resource(
             summary.report(database.id, database.name)
 
         def read(database: DatabaseInfo) -> Iterator[list[dict[str, Any]]]:
+            catalog.started_ids.append(database.id)
             report = summary.report(database.id)
             return _read_database(client, database, catalog.uses_discovery, states, scan, report)
 
-        yield from fan_in(databases, read, workers=scan.concurrency)
+        yielded = 0
+
+        def may_start() -> bool:
+            if catalog.max_databases and len(catalog.started_ids) >= catalog.max_databases:
+                return False
+            return not catalog.max_backups or yielded < catalog.max_backups
+
+        for page in fan_in(databases, read, workers=scan.concurrency, may_start=may_start):
+            yielded += len(page)
+            yield page
 
     return dlt.resource(
         backups,
