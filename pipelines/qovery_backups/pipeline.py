@@ -143,7 +143,12 @@ def run_source(
 
 
 def _reconcile(pipeline: dlt.Pipeline, result: RunResult) -> None:
-    """Mark backups a full scan no longer found, and databases discovery no longer finds."""
+    """Mark backups a full scan no longer found, and databases discovery no longer finds.
+
+    NOTE: the marks are written after the load, while the scan's time is already stored in the
+    state. A run that dies in between leaves deleted backups unmarked until the database's
+    next full scan.
+    """
     summary = result.summary
     scanned = [
         report.database_id
