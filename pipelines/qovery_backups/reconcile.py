@@ -57,12 +57,8 @@ def mark_deleted_backups(
                 f"database_id = %s AND deleted_at IS NULL "
                 f"AND _dlt_load_id NOT IN ({load_placeholders})"
             )
-            params = (database_id, *load_ids)
-            count = _count(client, table, condition, params)
+            count = _mark_deleted(client, table, condition, (database_id, *load_ids), scanned_at)
             if count:
-                client.execute_sql(
-                    f"UPDATE {table} SET deleted_at = %s WHERE {condition}", scanned_at, *params
-                )
                 logger.info(
                     "Database %s: %d backups no longer listed by the API, marked deleted",
                     database_id,
@@ -89,11 +85,8 @@ def mark_deleted_databases(
         if found:
             condition += f" AND id NOT IN ({', '.join(['%s'] * len(found))})"
             params += tuple(found)
-        count = _count(client, table, condition, params)
+        count = _mark_deleted(client, table, condition, params, discovered_at)
         if count:
-            client.execute_sql(
-                f"UPDATE {table} SET deleted_at = %s WHERE {condition}", discovered_at, *params
-            )
             logger.info(
                 "%d databases of organization %s are no longer found by discovery, marked deleted",
                 count,
@@ -102,9 +95,13 @@ def mark_deleted_databases(
     return count
 
 
-def _count(client, table: str, condition: str, params: tuple) -> int:
+def _mark_deleted(client, table: str, condition: str, params: tuple, when: datetime) -> int:
+    """Set `deleted_at = when` on the rows matching `condition` and return how many there were."""
     rows = client.execute_sql(f"SELECT count(*) FROM {table} WHERE {condition}", *params)
-    return int(rows[0][0])
+    count = int(rows[0][0])
+    if count:
+        client.execute_sql(f"UPDATE {table} SET deleted_at = %s WHERE {condition}", when, *params)
+    return count
 
 
 def _table_exists(client, name: str) -> bool:
