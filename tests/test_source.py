@@ -131,7 +131,7 @@ def test_database_added_later_gets_full_history(pipeline, timelines):
     assert backup_requests(server) == {daily: 1, hourly: full_history_pages(30)}
 
 
-def test_backup_without_updated_at_is_loaded_and_moves_cursor(pipeline, timelines):
+def test_backup_without_updated_at_loads(pipeline, timelines):
     world, server, (daily, hourly, old) = timelines
     run(pipeline, server, database_ids=[old])
     world.advance(timedelta(days=1))

@@ -401,7 +401,7 @@ def execute(
 ) -> int:
     """Run the source once, print its summary (text or one JSON object) and return the exit code.
 
-    On a failed run (exit code 1 or 2) nothing is printed and the logs say what failed.
+    On a failed run (exit code 1 or 2) nothing is printed and the logs describe the failure.
     """
     try:
         result = run_source(pipeline, reset=reset, **options)

@@ -83,8 +83,11 @@ class QoveryNotFoundError(QoveryError):
 class QoveryRetriableError(QoveryError):
     """A failure that may pass on its own (429, 5xx, dropped connection, bad body).
 
-    Raised once the retry budget is spent.
+    Raised once the retry budget is spent. `retry_after` is the wait in seconds the server
+    asked for, when it asked.
     """
+
+    retry_after: float | None = None
 
 
 class QoveryResponseError(QoveryError):
@@ -139,7 +142,7 @@ class RetryPolicy:
     Attributes:
         max_attempts: attempts per request, the first one included.
         backoff_seconds: the first wait; each later wait doubles, with up to 50% jitter added.
-        max_wait_seconds: the longest single wait, `Retry-After` included.
+        max_wait_seconds: the maximum single wait, `Retry-After` included.
         max_total_wait_seconds: the most one request may spend waiting across its retries.
     """
 
@@ -279,9 +282,8 @@ class QoveryClient:
     def _retry_wait(self, error: QoveryRetriableError, attempt: int) -> float:
         backoff = self.retry.backoff_seconds * 2 ** (attempt - 1)
         wait = backoff * (1 + random.random() / 2)
-        retry_after = getattr(error, "retry_after", None)
-        if retry_after is not None:
-            wait = max(wait, retry_after)
+        if error.retry_after is not None:
+            wait = max(wait, error.retry_after)
         return min(wait, self.retry.max_wait_seconds)
 
 

@@ -59,7 +59,7 @@ class DatabaseInfo:
 
 @dataclass(frozen=True)
 class DiscoveryFilters:
-    """Which discovered databases to load; an empty tuple lets every value through.
+    """Filters on discovered databases; an empty tuple lets every value through.
 
     Values compare case-insensitively.
     """
@@ -83,7 +83,7 @@ def _matches(value: str | None, allowed: Sequence[str]) -> bool:
 
 
 def resolve_organization_id(client: QoveryClient) -> str:
-    """Return the only organization the token sees, or raise listing them all."""
+    """Return the id of the only organization the token can read, or raise listing them all."""
     organizations = _results(client, "/organization")
     if len(organizations) == 1:
         organization = organizations[0]

@@ -119,7 +119,7 @@ class BackupWindow:
         return selected
 
     def passed_floor(self, page: list[dict[str, Any]]) -> bool:
-        """Whether the page reaches backups older than anything that may have changed.
+        """Return whether the page reaches backups older than anything that may have changed.
 
         Every later page contains backups created even earlier, because the API lists newest
         first by `created_at` and `updated_at` is never earlier than `created_at`.

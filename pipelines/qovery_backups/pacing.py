@@ -23,7 +23,7 @@ class RequestPacer:
     """A sliding-window limiter shared by every request of one client (thread-safe).
 
     Args:
-        requests_per_hour: the most requests started in any 60 minutes; 0 turns pacing off.
+        requests_per_hour: the maximum requests started in any 60 minutes; 0 turns pacing off.
         clock: a monotonic clock in seconds, replaceable in tests.
         sleep: the sleep function, replaceable in tests.
         wall_clock: seconds since the epoch, to read `X-RateLimit-Reset`.

@@ -71,7 +71,7 @@ def run_source(
     Args:
         pipeline: the pipeline from `build_pipeline`.
         reset: drop the source's tables and cursors first, so the run reloads every backup.
-        databases_per_extract: the most databases in one load package.
+        databases_per_extract: the maximum number of databases in one load package.
         backups_per_extract: once a package holds this many backups, no further database
             starts in it. Smaller packages resume at a finer grain and need less memory;
             larger ones cost less dlt bookkeeping per database.

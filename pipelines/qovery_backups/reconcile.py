@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 
 
 def supports_sql(pipeline: dlt.Pipeline) -> bool:
-    """Whether the destination's tables accept UPDATE statements.
+    """Return whether the destination's tables accept UPDATE statements.
 
     The filesystem destination offers a read-only SQL client over its files, so it does not.
     """

@@ -21,7 +21,7 @@ DEFAULT_LOOKBACK = "6h"
 
 # How often each database's whole history is read again. Incremental runs cannot see a change
 # to a backup older than the lookback (a retention job moving it to DELETED) nor a deleted
-# backup; a weekly full scan of a database with 1,000 backups costs 51 requests.
+# backup. A weekly full scan of a database with 1,000 backups costs 51 requests.
 FULL_SCAN_EVERY = "7d"
 
 # A backup still QUEUED or ONGOING this long before the cursor is taken as stuck, and is no

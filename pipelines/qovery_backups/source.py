@@ -239,7 +239,7 @@ def qovery_source(
 
 @dataclass(frozen=True)
 class ScanPolicy:
-    """How one run reads each database: the lookback, the full-scan cadence and the run's time."""
+    """Reading rules of one run: the lookback, the full-scan cadence, the run's time, concurrency."""
 
     lookback: timedelta
     full_scan_every: timedelta

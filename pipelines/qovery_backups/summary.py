@@ -66,7 +66,3 @@ class RunSummary:
 
     def label(self, report: DatabaseReport) -> str:
         return f"{report.name} ({report.database_id})" if report.name else report.database_id
-
-    @property
-    def pages(self) -> int:
-        return sum(report.pages for report in self.databases.values())
